@@ -1,0 +1,33 @@
+"""aiostore: an asyncio-native storage engine.
+
+The public API is re-exported here; everything else is private. See ``docs/``.
+"""
+
+from . import errors as errors
+from .atomic import AtomicFile as AtomicFile
+from .atomic import atomic_open as atomic_open
+from .atomic import read as read
+from .atomic import sweep_temp_files as sweep_temp_files
+from .atomic import write as write
+from .atomic import write_bytes as write_bytes
+from .atomic import write_json as write_json
+from .atomic import write_jsonl as write_jsonl
+from .atomic import write_text as write_text
+from .errors import AiostoreError as AiostoreError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AiostoreError",
+    "AtomicFile",
+    "__version__",
+    "atomic_open",
+    "errors",
+    "read",
+    "sweep_temp_files",
+    "write",
+    "write_bytes",
+    "write_json",
+    "write_jsonl",
+    "write_text",
+]

@@ -1,0 +1,143 @@
+"""The one offload point: every blocking call runs in a bounded pool of worker threads.
+
+Parts hand a whole sequence (write + fsync + rename, a flush, a commit) to :func:`run_sync` or
+:func:`run_commit` as one function, so each operation costs one thread hop, not one per call.
+The pool is an anyio ``CapacityLimiter`` per event loop (``AIOSTORE_MAX_THREADS``, default 32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+T = TypeVar("T")
+
+_DEFAULT_THREADS = 32
+_limiter_var: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
+    "aiostore_limiter"
+)
+
+
+def max_threads() -> int:
+    """The size of the worker pool (``AIOSTORE_MAX_THREADS`` or 32)."""
+    raw = os.environ.get("AIOSTORE_MAX_THREADS", "")
+    return int(raw) if raw.isdigit() and int(raw) > 0 else _DEFAULT_THREADS
+
+
+def limiter() -> anyio.CapacityLimiter:
+    """The capacity limiter of the running event loop (created on first use)."""
+    try:
+        return _limiter_var.get()
+    except LookupError:
+        lim = anyio.CapacityLimiter(max_threads())
+        _limiter_var.set(lim)
+        return lim
+
+
+async def run_sync(fn: Callable[..., T], *args: object) -> T:
+    """Run ``fn(*args)`` in the pool. For reads and other work that may be abandoned.
+
+    Cancellation: the caller is cancelled at once; the thread finishes in the background and its
+    result is discarded. Use :func:`run_commit` for anything that changes state.
+    """
+    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter())
+
+
+class Abort:
+    """A flag a committing function polls between safe steps (set when the caller is cancelled).
+
+    A function given an ``Abort`` calls :meth:`check` only *before* its point of no return
+    (the rename); once past it, it completes.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        """Ask the worker to stop at its next check."""
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        """Whether the caller was cancelled."""
+        return self._event.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`Aborted` if the caller was cancelled."""
+        if self._event.is_set():
+            raise Aborted
+
+
+class Aborted(Exception):
+    """Raised inside a worker by :meth:`Abort.check`; never escapes to users."""
+
+
+async def run_commit(fn: Callable[..., T], *args: object, abort: Abort | None = None) -> T:
+    """Run a state-changing ``fn(*args)`` in the pool, never abandoning it.
+
+    Cancellation: if the caller is cancelled while ``fn`` runs, ``abort`` (when given) is set so
+    ``fn`` may stop at a safe point and clean up; either way this waits until ``fn`` has returned
+    or raised, then re-raises the cancellation. So the state is always the one ``fn`` left:
+    completed, or rolled back by ``fn`` itself. Works for asyncio (native ``Task.cancel``
+    included) and trio.
+    """
+    try:
+        asyncio.current_task()
+        on_asyncio = True
+    except RuntimeError:
+        on_asyncio = False
+    if not on_asyncio:
+        return await _run_commit_anyio(fn, args, abort)
+    task = asyncio.ensure_future(anyio.to_thread.run_sync(fn, *args, limiter=limiter()))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if abort is not None:
+            abort.set()
+        while not task.done():
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                continue
+            except BaseException:
+                break
+        if not task.cancelled() and task.exception() is not None:
+            task.exception()  # retrieved: the cancellation below is what the caller sees
+        raise
+
+
+async def _run_commit_anyio(fn: Callable[..., T], args: tuple[object, ...],
+                            abort: Abort | None) -> T:
+    """trio (and any anyio backend): the worker runs in a shielded child task."""
+    done = anyio.Event()
+    box: dict[str, object] = {}
+
+    async def work() -> None:
+        with anyio.CancelScope(shield=True):
+            try:
+                box["result"] = await anyio.to_thread.run_sync(fn, *args, limiter=limiter())
+            except BaseException as exc:  # handed to the caller below
+                box["error"] = exc
+            finally:
+                done.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(work)
+        try:
+            await done.wait()
+        except anyio.get_cancelled_exc_class():
+            if abort is not None:
+                abort.set()
+            with anyio.CancelScope(shield=True):
+                await done.wait()
+            raise
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["result"]  # type: ignore[return-value]

@@ -1,0 +1,173 @@
+"""``write`` and ``read``: one call for any object and format."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio.from_thread
+
+from .._io.base import current_fs
+from .._io.offload import Abort, run_commit, run_sync
+from ..errors import SerializationError, UnknownFormatError
+from . import frames
+from ._paths import StrPath, check_mode, fspath
+from .formats import Format, format_from_path, lookup_format
+from .publish import TempFile, step
+from .writers import _dumps
+
+__all__ = ["read", "write"]
+
+_JSON_TYPES = (dict, list, tuple, int, float, bool, type(None))
+
+
+def _resolve(path: str, format: str | None) -> Format | None:
+    return lookup_format(format) if format is not None else format_from_path(path)
+
+
+async def write(obj: object, path: StrPath, *, format: str | None = None,
+                progress: bool | frames.Progress | None = None, overwrite: bool = True,
+                durable: bool = True, mode: int | None = None, **writer_kwargs: Any) -> None:
+    """Atomically write ``obj`` to ``path`` in the format given or implied by the suffix.
+
+    * bytes-like → the bytes; ``str`` → UTF-8 text (unless ``format`` says otherwise);
+    * dict/list/numbers → JSON (``.jsonl``: one line per item; ``.parquet``/``.csv``/...: a list
+      of dicts becomes a table);
+    * frames — pandas ``DataFrame``, pyarrow ``Table``/``RecordBatch``/``RecordBatchReader``, or
+      anything with ``__arrow_c_stream__`` such as a polars ``DataFrame`` — → Parquet (``.parquet``),
+      CSV, JSON (array of records), JSONL, Arrow IPC/Feather (``.arrow``/``.feather``) or Excel
+      (``.xlsx``). ``writer_kwargs`` go to the pyarrow writer (``compression=...``) or, for Excel,
+      to ``DataFrame.to_excel``. A non-default pandas index is kept (Parquet/Arrow restore it;
+      text formats get it as columns).
+
+    Encoding runs in the worker pool, batch by batch (bounded memory, Excel excepted).
+    ``progress=True`` draws a bar on a terminal; a callable receives ``(rows_done, rows_total)``
+    (total None when unknown), called on the event loop.
+
+    Errors: :class:`~aiostore.errors.UnknownFormatError` for an unknown format or suffix,
+    :class:`~aiostore.errors.SerializationError` for an object the format cannot hold — both
+    before anything is written. Guarantees: as :func:`aiostore.write_bytes`.
+
+    Cancellation: the encoder stops at the next batch, the temp file is removed and the target
+    keeps its old content; once the rename has started the write completes, then the
+    cancellation propagates.
+    """
+    p = fspath(path)
+    check_mode(mode)
+    fmt = _resolve(p, format)
+    if isinstance(obj, (bytes, bytearray, memoryview)):
+        if format is not None and fmt is not None and fmt.kind == "frame":
+            raise SerializationError(f"bytes are written as-is; they cannot be written as "
+                                     f"{fmt.name}")
+        return await _write_chunks(p, lambda: [obj], overwrite, durable, mode)
+    if isinstance(obj, str) and (format is None or fmt is None or fmt.kind in ("text", "bytes")):
+        text = obj
+        return await _write_chunks(p, lambda: [text.encode("utf-8")], overwrite, durable, mode)
+    if frames.is_frame(obj) or (fmt is not None and fmt.kind == "frame"
+                                and isinstance(obj, (list, tuple))):
+        return await _write_frame(obj, p, fmt, progress, overwrite, durable, mode, writer_kwargs)
+    if isinstance(obj, _JSON_TYPES):
+        if fmt is not None and fmt.kind == "jsonl":
+            if not isinstance(obj, (list, tuple)):
+                raise SerializationError("JSON lines need a list of records")
+            from .writers import write_jsonl
+
+            await write_jsonl(p, obj, overwrite=overwrite, durable=durable, mode=mode,
+                              **writer_kwargs)
+            return None
+        if fmt is not None and fmt.kind not in ("json", "text", "bytes"):
+            raise SerializationError(f"a {type(obj).__name__} cannot be written as {fmt.name}")
+        return await _write_chunks(p, lambda: [_dumps(obj, writer_kwargs).encode("utf-8")],
+                                   overwrite, durable, mode)
+    raise SerializationError(f"cannot write an object of type {type(obj).__name__}; pass bytes, "
+                             "str, JSON-able data or a DataFrame/Arrow table")
+
+
+async def _write_chunks(path: str, encode: Any, overwrite: bool, durable: bool,
+                        mode: int | None) -> None:
+    from .publish import publish
+
+    fs = current_fs()
+    abort = Abort()
+
+    def job() -> None:
+        publish(fs, path, encode(), overwrite=overwrite, durable=durable, mode=mode, abort=abort)
+
+    await run_commit(job, abort=abort)
+
+
+async def _write_frame(obj: object, path: str, fmt: Format | None,
+                       progress: bool | frames.Progress | None, overwrite: bool, durable: bool,
+                       mode: int | None, kwargs: dict[str, Any]) -> None:
+    if fmt is None:
+        raise UnknownFormatError(f"cannot tell the format of {path!r} from its suffix; pass "
+                                 "format= ('parquet', 'csv', 'json', 'jsonl', 'arrow', 'xlsx')")
+    if not fmt.takes_frames:
+        raise SerializationError(f"a frame cannot be written as {fmt.name}")
+    frames.require_pyarrow()
+    fs = current_fs()
+    abort = Abort()
+    report: frames.Progress | None
+    if progress is True:
+        report = frames.ProgressBar(f"writing {path}")
+    elif callable(progress):
+        user = progress
+
+        def report(done: int, total: int | None) -> None:
+            anyio.from_thread.run_sync(user, done, total)
+    else:
+        report = None
+
+    def job() -> None:
+        data = frames.records_to_table(obj) if isinstance(obj, (list, tuple)) else obj
+        source = frames.FrameSource(data, flatten_index=fmt.name not in ("parquet", "arrow"))
+        tmp = TempFile(fs, path, overwrite=overwrite, durable=durable, mode=mode)
+        try:
+            frames.encode_frame(fmt.name, source, tmp.write, dict(kwargs), report, abort.check)
+        except BaseException:
+            tmp.discard()
+            raise
+        tmp.commit(abort)
+
+    await run_commit(job, abort=abort)
+
+
+async def read(path: StrPath, *, format: str | None = None, output: str | None = None,
+               **reader_kwargs: Any) -> Any:
+    """Read what :func:`write` wrote: the symmetric reader.
+
+    The format comes from ``format`` or the suffix; an unknown suffix reads bytes. Returns
+    ``bytes`` (bytes), ``str`` (text), the decoded object (json), a list (jsonl), or a frame for
+    Parquet/CSV/Arrow/Excel — pandas by default, ``output="arrow"`` or ``"polars"`` otherwise
+    (``output`` also turns JSON/JSONL records into a frame). Decoding runs in the worker pool.
+
+    Cancellation: safe at any point (nothing is changed).
+    """
+    p = fspath(path)
+    fmt = _resolve(p, format) or lookup_format("bytes")
+    fs = current_fs()
+    want_frame = fmt.kind == "frame" or output is not None
+
+    def job() -> Any:
+        with step("read", p):
+            data = fs.read_file(p)
+        if want_frame:
+            if not fmt.takes_frames:
+                raise SerializationError(f"{fmt.name} does not hold a frame")
+            table = frames.decode_frame(fmt.name, data, dict(reader_kwargs))
+            return frames.convert_output(table, output or "pandas")
+        if fmt.kind == "bytes":
+            return data
+        try:
+            if fmt.kind == "text":
+                return data.decode(reader_kwargs.get("encoding", "utf-8"))
+            if fmt.kind == "json":
+                return json.loads(data, **reader_kwargs)
+            return [json.loads(line, **reader_kwargs) for line in data.splitlines()
+                    if line.strip()]
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise SerializationError(f"cannot read {p!r} as {fmt.name}: {exc}") from exc
+
+    return await run_sync(job)
+
+

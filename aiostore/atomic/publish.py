@@ -1,0 +1,189 @@
+"""The publish recipe, run inside one worker thread: temp sibling, write, fsync, rename, fsync dir.
+
+Nothing here is async; the public writers call these functions through
+:func:`aiostore._io.run_commit`, one hop per write.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import stat as stat_mod
+from collections.abc import Iterable, Iterator
+
+from .._io.base import Buffer, FileSystem
+from .._io.groupsync import sync_dir
+from .._io.offload import Abort
+from ..errors import AlreadyExistsError, DurabilityError, IsADirectoryTargetError, storage_error
+
+TEMP_SUFFIX = ".aiostore-tmp"
+#: ``.<target name>.<pid>.<8 hex>.aiostore-tmp`` — what :func:`sweep_temp_files` removes.
+TEMP_NAME = re.compile(r"^\..*\.(\d+)\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + r"$")
+_MAX_LINKS = 40
+
+
+@contextlib.contextmanager
+def step(action: str, path: str, *, durability: bool = False) -> Iterator[None]:
+    """Translate an ``OSError`` raised by the block into an aiostore :class:`StorageError`."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, action, path,
+                            kind=DurabilityError if durability else None) from exc
+
+
+def temp_name(target: str) -> str:
+    """A unique hidden sibling name for ``target`` (keeps within NAME_MAX)."""
+    base = os.path.basename(target)[:180]
+    return os.path.join(os.path.dirname(target),
+                        f".{base}.{os.getpid()}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def resolve_target(fs: FileSystem, path: str) -> tuple[str, os.stat_result | None]:
+    """Follow symlinks to the file that will be replaced; returns (path, its stat or None)."""
+    p = os.path.abspath(path)
+    for _ in range(_MAX_LINKS):
+        try:
+            with step("stat", p):
+                st = fs.stat(p, follow_symlinks=False)
+        except FileNotFoundError:
+            return p, None
+        if stat_mod.S_ISLNK(st.st_mode):
+            with step("readlink", p):
+                link = fs.readlink(p)
+            p = os.path.normpath(os.path.join(os.path.dirname(p), link))
+            continue
+        if stat_mod.S_ISDIR(st.st_mode):
+            raise IsADirectoryTargetError(errno.EISDIR, "the target is a directory", p)
+        return p, st
+    raise storage_error(OSError(errno.ELOOP, "too many levels of symbolic links"), "resolve", p)
+
+
+def ensure_dirs(fs: FileSystem, directory: str, durable: bool) -> None:
+    """Create missing parent directories; with ``durable``, make each new name durable."""
+    missing: list[str] = []
+    d = directory
+    while True:
+        try:
+            with step("stat", d):
+                st = fs.stat(d)
+        except FileNotFoundError:
+            missing.append(d)
+            parent = os.path.dirname(d)
+            if parent == d:
+                raise
+            d = parent
+            continue
+        if not stat_mod.S_ISDIR(st.st_mode):
+            raise storage_error(OSError(errno.ENOTDIR, "a parent path is not a directory"),
+                                "create directory", d)
+        break
+    for m in reversed(missing):
+        try:
+            with step("create directory", m):
+                fs.mkdir(m)
+        except FileExistsError:
+            pass  # created concurrently; stat above will have caught a non-directory
+    if durable:
+        for m in reversed(missing):
+            with step("fsync directory", os.path.dirname(m), durability=True):
+                sync_dir(fs, os.path.dirname(m))
+
+
+class TempFile:
+    """A temp sibling of ``target`` that becomes ``target`` on :meth:`commit` (blocking calls)."""
+
+    def __init__(self, fs: FileSystem, path: str, *, overwrite: bool, durable: bool,
+                 mode: int | None) -> None:
+        self.fs = fs
+        self.overwrite = overwrite
+        self.durable = durable
+        self.target, existing = resolve_target(fs, path)
+        if existing is not None and not overwrite:
+            raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
+                                     self.target)
+        ensure_dirs(fs, os.path.dirname(self.target), durable)
+        self.path = temp_name(self.target)
+        with step("create temp file", self.path):
+            self.fd: int | None = fs.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            final_mode = mode if mode is not None else (
+                stat_mod.S_IMODE(existing.st_mode) if existing is not None else None)
+            if final_mode is not None:
+                with step("chmod", self.path):
+                    fs.fchmod(self.fd, final_mode)
+        except BaseException:
+            self.discard()
+            raise
+
+    def write(self, data: Buffer) -> None:
+        """Append ``data`` to the temp file."""
+        assert self.fd is not None
+        with step("write", self.path):
+            self.fs.write(self.fd, data)
+
+    def write_all(self, chunks: Iterable[Buffer], abort: Abort | None = None) -> None:
+        """Append every chunk, checking ``abort`` between chunks."""
+        for chunk in chunks:
+            if abort is not None:
+                abort.check()
+            self.write(chunk)
+
+    def commit(self, abort: Abort | None = None) -> None:
+        """fsync, rename onto the target (the point of no return), fsync the directory.
+
+        On failure before the rename the temp file is removed and the target is untouched.
+        """
+        fs = self.fs
+        try:
+            assert self.fd is not None
+            if self.durable:
+                with step("fsync", self.path, durability=True):
+                    fs.fsync(self.fd)
+            fd, self.fd = self.fd, None
+            with step("close", self.path):
+                fs.close(fd)
+            if abort is not None:
+                abort.check()
+            if self.overwrite:
+                with step("rename", self.target):
+                    fs.replace(self.path, self.target)
+            else:
+                with step("publish", self.target):
+                    fs.rename_noreplace(self.path, self.target)
+        except BaseException as exc:
+            self.discard()
+            if isinstance(exc, FileExistsError) and not isinstance(exc, AlreadyExistsError):
+                raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
+                                         self.target) from exc
+            raise
+        if self.durable:
+            directory = os.path.dirname(self.target)
+            with step("fsync directory (the new content is visible but may not survive a "
+                      "crash)", directory, durability=True):
+                sync_dir(fs, directory)
+
+    def discard(self) -> None:
+        """Close and remove the temp file; never raises (best effort clean-up)."""
+        if self.fd is not None:
+            fd, self.fd = self.fd, None
+            with contextlib.suppress(Exception):
+                self.fs.close(fd)
+        with contextlib.suppress(Exception):
+            self.fs.unlink(self.path)
+
+
+def publish(fs: FileSystem, path: str, chunks: Iterable[Buffer], *, overwrite: bool,
+            durable: bool, mode: int | None, abort: Abort | None = None) -> str:
+    """The whole recipe in one call: returns the path written (symlinks resolved)."""
+    tmp = TempFile(fs, path, overwrite=overwrite, durable=durable, mode=mode)
+    try:
+        tmp.write_all(chunks, abort)
+    except BaseException:
+        tmp.discard()
+        raise
+    tmp.commit(abort)
+    return tmp.target

@@ -1,0 +1,137 @@
+"""The one exception hierarchy of aiostore.
+
+Every error aiostore raises on purpose derives from :class:`AiostoreError`. Where a builtin
+exception has the same meaning, the aiostore class derives from it too, so
+``except FileExistsError`` and ``except aiostore.errors.AlreadyExistsError`` both work::
+
+    AiostoreError
+    ├── InvalidArgumentError (ValueError)      bad arguments or configuration
+    │   └── UnknownFormatError                 no writer/reader for that format or suffix
+    ├── SerializationError (TypeError, ValueError)  the object cannot be encoded
+    ├── ClosedError (ValueError)               the handle or object is already closed
+    └── StorageError (OSError)                 the operating system refused an operation
+        ├── NotFoundError (FileNotFoundError)
+        ├── AlreadyExistsError (FileExistsError)
+        ├── AccessDeniedError (PermissionError)
+        ├── IsADirectoryTargetError (IsADirectoryError)
+        ├── NotADirectoryTargetError (NotADirectoryError)
+        ├── DiskFullError                      ENOSPC / EDQUOT
+        └── DurabilityError                    fsync failed: data may not be on disk
+
+``StorageError`` keeps ``errno``, ``strerror`` and ``filename`` of the underlying ``OSError``,
+which is also chained as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+__all__ = [
+    "AccessDeniedError",
+    "AiostoreError",
+    "AlreadyExistsError",
+    "ClosedError",
+    "DiskFullError",
+    "DurabilityError",
+    "InvalidArgumentError",
+    "IsADirectoryTargetError",
+    "NotADirectoryTargetError",
+    "NotFoundError",
+    "SerializationError",
+    "StorageError",
+    "UnknownFormatError",
+]
+
+
+class AiostoreError(Exception):
+    """Base class of every exception aiostore raises on purpose."""
+
+
+class InvalidArgumentError(AiostoreError, ValueError):
+    """An argument or a configuration value is invalid; nothing was changed."""
+
+
+class UnknownFormatError(InvalidArgumentError):
+    """No writer or reader is registered for the requested format or file suffix."""
+
+
+class SerializationError(AiostoreError, TypeError, ValueError):
+    """The object could not be encoded in the requested format; nothing was written."""
+
+
+class ClosedError(AiostoreError, ValueError):
+    """The handle or object was already closed, committed or discarded."""
+
+
+class StorageError(AiostoreError, OSError):
+    """The operating system refused a file-system operation.
+
+    ``errno``, ``strerror`` and ``filename`` are those of the underlying ``OSError``.
+    """
+
+
+class NotFoundError(StorageError, FileNotFoundError):
+    """A file or directory that must exist does not."""
+
+
+class AlreadyExistsError(StorageError, FileExistsError):
+    """The target exists and the operation was asked not to replace it."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The process lacks the permission the operation needs."""
+
+
+class IsADirectoryTargetError(StorageError, IsADirectoryError):
+    """The target is a directory where a file was expected."""
+
+
+class NotADirectoryTargetError(StorageError, NotADirectoryError):
+    """A path component that must be a directory is not one."""
+
+
+class DiskFullError(StorageError):
+    """No space (or quota) left on the device; the old content is intact."""
+
+
+class DurabilityError(StorageError):
+    """``fsync`` failed: the kernel may have dropped the data, which is not durable.
+
+    Never retry the fsync and trust it (PostgreSQL's "fsyncgate"); the operation failed.
+    """
+
+
+_BY_ERRNO: dict[int, type[StorageError]] = {
+    _errno.ENOENT: NotFoundError,
+    _errno.EEXIST: AlreadyExistsError,
+    _errno.EACCES: AccessDeniedError,
+    _errno.EPERM: AccessDeniedError,
+    _errno.EROFS: AccessDeniedError,
+    _errno.EISDIR: IsADirectoryTargetError,
+    _errno.ENOTDIR: NotADirectoryTargetError,
+    _errno.ENOSPC: DiskFullError,
+    _errno.EDQUOT: DiskFullError,
+}
+
+
+def storage_error(
+    exc: OSError,
+    action: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    kind: type[StorageError] | None = None,
+) -> StorageError:
+    """Translate ``exc`` into the matching :class:`StorageError` subclass.
+
+    ``action`` says what aiostore was doing ("write", "fsync", ...); it starts the message.
+    The caller raises the result ``from exc``.
+    """
+    if isinstance(exc, StorageError):
+        return exc
+    cls = kind or _BY_ERRNO.get(exc.errno or 0, StorageError)
+    name = os.fspath(path) if path is not None else exc.filename
+    reason = exc.strerror or str(exc)
+    err = cls(exc.errno or 0, f"{action} failed: {reason}")
+    err.filename = name
+    return err

@@ -1,0 +1,49 @@
+"""Shared fixtures: every async test marked ``anyio`` runs on asyncio, uvloop and trio."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiostore._io.base import use_fs
+from aiostore._io.faulty import FaultyFileSystem
+
+BACKENDS: list[Any] = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("trio", {}), id="trio"),
+]
+if sys.platform != "win32":
+    BACKENDS.insert(1, pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"))
+
+
+@pytest.fixture(params=BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """asyncio, asyncio with uvloop, and trio."""
+    return request.param
+
+
+@pytest.fixture
+def asyncio_only() -> Any:
+    """For tests that use asyncio-specific APIs (native cancellation)."""
+    return ("asyncio", {})
+
+
+@pytest.fixture
+def faulty(tmp_path: Path) -> Iterator[FaultyFileSystem]:
+    """A fault-injecting file system rooted at ``tmp_path``, active for the test."""
+    fs = FaultyFileSystem(tmp_path)
+    with use_fs(fs):
+        yield fs
+
+
+def temp_files(directory: Path) -> list[str]:
+    """aiostore temp files left in ``directory`` (recursively)."""
+    found = []
+    for dirpath, _, names in os.walk(directory):
+        found += [os.path.join(dirpath, n) for n in names if n.endswith(".aiostore-tmp")]
+    return found
