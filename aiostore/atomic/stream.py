@@ -11,7 +11,7 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import anyio
 
 from .._io.base import Buffer, current_fs
-from .._io.offload import Abort, run_commit
+from .._io.offload import run_commit
 from ..errors import ClosedError, InvalidArgumentError, SerializationError
 from ._paths import StrPath, check_mode, fspath
 from .publish import TempFile

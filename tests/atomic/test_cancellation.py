@@ -68,7 +68,7 @@ async def test_native_task_cancel(tmp_path: Path) -> None:
     for task in tasks[::2]:
         task.cancel()
     results = await asyncio.gather(*tasks, return_exceptions=True)
-    for t, r in zip(targets, results):
+    for t, r in zip(targets, results, strict=True):
         assert t.read_bytes() in (b"old", b"new")
         if not isinstance(r, BaseException):
             assert t.read_bytes() == b"new"

@@ -24,7 +24,7 @@ async def test_clean_exit_publishes(tmp_path: Path) -> None:
     target.write_bytes(b"old")
     async with aiostore.atomic_open(target, "wb", buffer_size=4) as f:
         await f.write(b"abc")
-        await f.write(bytearray(b"defgh"))
+        await f.write(bytearray(b"defgh"))  # type: ignore[arg-type]
         await f.writelines([b"1", b"2"])
         assert target.read_bytes() == b"old"  # nothing visible before the commit
         assert len(temp_files(tmp_path)) == 1

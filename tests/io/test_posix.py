@@ -39,7 +39,8 @@ def test_rename_noreplace_has_exactly_one_winner(tmp_path: Path, use_renameat2: 
         losses: list[int] = []
         barrier = threading.Barrier(8)
 
-        def race(src: str) -> None:
+        def race(src: str, barrier: threading.Barrier = barrier, wins: list[str] = wins,
+                 losses: list[int] = losses) -> None:
             barrier.wait()
             try:
                 fs.rename_noreplace(src, target)
