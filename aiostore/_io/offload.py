@@ -2,7 +2,11 @@
 
 Parts hand a whole sequence (write + fsync + rename, a flush, a commit) to :func:`run_sync` or
 :func:`run_commit` as one function, so each operation costs one thread hop, not one per call.
-The pool is an anyio ``CapacityLimiter`` per event loop (``AIOSTORE_MAX_THREADS``, default 32).
+
+The pool holds ``AIOSTORE_MAX_THREADS`` threads (default 32). Under asyncio (and uvloop) it is
+one process-wide ``ThreadPoolExecutor`` driven through ``loop.run_in_executor`` — the cheapest hop
+asyncio has; under trio (or any other anyio backend) it is anyio's ``to_thread`` with a
+``CapacityLimiter`` of the same size per event loop.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import os
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import anyio
@@ -23,6 +28,9 @@ _DEFAULT_THREADS = 32
 _limiter_var: anyio.lowlevel.RunVar[anyio.CapacityLimiter] = anyio.lowlevel.RunVar(
     "aiostore_limiter"
 )
+_executor: ThreadPoolExecutor | None = None
+_executor_size = 0
+_executor_lock = threading.Lock()
 
 
 def max_threads() -> int:
@@ -31,8 +39,21 @@ def max_threads() -> int:
     return int(raw) if raw.isdigit() and int(raw) > 0 else _DEFAULT_THREADS
 
 
-def limiter() -> anyio.CapacityLimiter:
-    """The capacity limiter of the running event loop (created on first use)."""
+def _pool() -> ThreadPoolExecutor:
+    global _executor, _executor_size
+    size = max_threads()
+    if _executor is None or _executor_size != size:
+        with _executor_lock:
+            if _executor is None or _executor_size != size:
+                old = _executor
+                _executor = ThreadPoolExecutor(size, thread_name_prefix="aiostore")
+                _executor_size = size
+                if old is not None:
+                    old.shutdown(wait=False)
+    return _executor
+
+
+def _limiter() -> anyio.CapacityLimiter:
     try:
         return _limiter_var.get()
     except LookupError:
@@ -41,13 +62,28 @@ def limiter() -> anyio.CapacityLimiter:
         return lim
 
 
+def _on_asyncio() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 async def run_sync(fn: Callable[..., T], *args: object) -> T:
     """Run ``fn(*args)`` in the pool. For reads and other work that may be abandoned.
 
-    Cancellation: the caller is cancelled at once; the thread finishes in the background and its
-    result is discarded. Use :func:`run_commit` for anything that changes state.
+    Cancellation: the caller is cancelled at once; a job not yet started never runs, a running
+    one finishes in the background and its result is discarded. Use :func:`run_commit` for
+    anything that changes state.
     """
-    return await anyio.to_thread.run_sync(fn, *args, limiter=limiter())
+    if _on_asyncio():
+        return await asyncio.get_running_loop().run_in_executor(_pool(), fn, *args)
+    return await anyio.to_thread.run_sync(fn, *args, limiter=_limiter())
+
+
+class Aborted(Exception):
+    """Raised inside a worker by :meth:`Abort.check`; never escapes to users."""
 
 
 class Abort:
@@ -75,41 +111,35 @@ class Abort:
             raise Aborted
 
 
-class Aborted(Exception):
-    """Raised inside a worker by :meth:`Abort.check`; never escapes to users."""
-
-
 async def run_commit(fn: Callable[..., T], *args: object, abort: Abort | None = None) -> T:
     """Run a state-changing ``fn(*args)`` in the pool, never abandoning it.
 
-    Cancellation: if the caller is cancelled while ``fn`` runs, ``abort`` (when given) is set so
-    ``fn`` may stop at a safe point and clean up; either way this waits until ``fn`` has returned
-    or raised, then re-raises the cancellation. So the state is always the one ``fn`` left:
-    completed, or rolled back by ``fn`` itself. Works for asyncio (native ``Task.cancel``
-    included) and trio.
+    Cancellation: a job that has not started yet is dropped (nothing happens). Once it runs,
+    ``abort`` (when given) is set so ``fn`` may stop at a safe point and roll back; either way
+    this waits until ``fn`` has returned or raised, then re-raises the cancellation. So the state
+    is always one ``fn`` left: completed, or rolled back by ``fn`` itself. This holds for
+    asyncio's native ``Task.cancel()`` as well as anyio/trio cancel scopes.
     """
-    try:
-        asyncio.current_task()
-        on_asyncio = True
-    except RuntimeError:
-        on_asyncio = False
-    if not on_asyncio:
+    if not _on_asyncio():
         return await _run_commit_anyio(fn, args, abort)
-    task = asyncio.ensure_future(anyio.to_thread.run_sync(fn, *args, limiter=limiter()))
+    cf = _pool().submit(fn, *args)
+    fut = asyncio.wrap_future(cf)
     try:
-        return await asyncio.shield(task)
+        return await asyncio.shield(fut)
     except asyncio.CancelledError:
+        if cf.cancel():  # not started: nothing happened
+            raise
         if abort is not None:
             abort.set()
-        while not task.done():
+        while not fut.done():
             try:
-                await asyncio.shield(task)
+                await asyncio.shield(fut)
             except asyncio.CancelledError:
                 continue
             except BaseException:
                 break
-        if not task.cancelled() and task.exception() is not None:
-            task.exception()  # retrieved: the cancellation below is what the caller sees
+        if not fut.cancelled():
+            fut.exception()  # retrieved: the cancellation is what the caller sees
         raise
 
 
@@ -122,7 +152,7 @@ async def _run_commit_anyio(fn: Callable[..., T], args: tuple[object, ...],
     async def work() -> None:
         with anyio.CancelScope(shield=True):
             try:
-                box["result"] = await anyio.to_thread.run_sync(fn, *args, limiter=limiter())
+                box["result"] = await anyio.to_thread.run_sync(fn, *args, limiter=_limiter())
             except BaseException as exc:  # handed to the caller below
                 box["error"] = exc
             finally:

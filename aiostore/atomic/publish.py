@@ -105,10 +105,15 @@ class TempFile:
         if existing is not None and not overwrite:
             raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
                                      self.target)
-        ensure_dirs(fs, os.path.dirname(self.target), durable)
         self.path = temp_name(self.target)
-        with step("create temp file", self.path):
-            self.fd: int | None = fs.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            with step("create temp file", self.path):
+                self.fd: int | None = fs.open(self.path, flags, 0o666)
+        except FileNotFoundError:  # a missing parent: create the chain, then retry
+            ensure_dirs(fs, os.path.dirname(self.target), durable)
+            with step("create temp file", self.path):
+                self.fd = fs.open(self.path, flags, 0o666)
         try:
             final_mode = mode if mode is not None else (
                 stat_mod.S_IMODE(existing.st_mode) if existing is not None else None)
