@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,3 +47,12 @@ def temp_files(directory: Path) -> list[str]:
     for dirpath, _, names in os.walk(directory):
         found += [os.path.join(dirpath, n) for n in names if n.endswith(".aiostore-tmp")]
     return found
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Poll ``condition`` (state changed by worker threads) until true; fail after ``timeout``."""
+    import anyio
+
+    with anyio.fail_after(timeout):
+        while not condition():  # noqa: ASYNC110 - the state is changed by other threads
+            await anyio.sleep(0.001)

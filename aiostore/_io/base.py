@@ -108,6 +108,10 @@ class FileSystem(ABC):
     def fsync_dir(self, path: str) -> None:
         """Make the directory's entries (creations, renames, unlinks) durable."""
 
+    @abstractmethod
+    def syncfs(self, path: str) -> None:
+        """Make everything on the file system holding ``path`` durable (Linux ``syncfs``)."""
+
     # --- conveniences built on the primitives ------------------------------------------------
     def read_file(self, path: str) -> bytes:
         """Read a whole file."""

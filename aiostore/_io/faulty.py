@@ -36,7 +36,7 @@ from .posix import PosixFileSystem
 
 MUTATING = frozenset({
     "open_create", "write", "pwritev", "fsync", "fdatasync", "fsync_dir", "fchmod", "ftruncate",
-    "punch_hole", "mkdir", "replace", "rename_noreplace", "unlink", "rmdir",
+    "punch_hole", "mkdir", "replace", "rename_noreplace", "unlink", "rmdir", "syncfs",
 })
 
 
@@ -284,3 +284,10 @@ class FaultyFileSystem(FileSystem):
                 entries[name] = _Entry("f", st.st_ino)
         with self._lock:
             self._durable.dirs[full] = entries
+
+    def syncfs(self, path: str) -> None:
+        self._enter("syncfs", path)
+        self.inner.syncfs(path)
+        with self._lock:  # everything under root is now durable, as it is on disk
+            self._durable = _Durable()
+            self._snapshot(self.root)

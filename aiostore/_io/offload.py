@@ -111,10 +111,12 @@ class Abort:
             raise Aborted
 
 
-async def run_commit(fn: Callable[..., T], *args: object, abort: Abort | None = None) -> T:
+async def run_commit(fn: Callable[..., T], *args: object, abort: Abort | None = None,
+                     drop_unstarted: bool = True) -> T:
     """Run a state-changing ``fn(*args)`` in the pool, never abandoning it.
 
-    Cancellation: a job that has not started yet is dropped (nothing happens). Once it runs,
+    Cancellation: a job that has not started yet is dropped (nothing happens) unless
+    ``drop_unstarted`` is False (then it runs with ``abort`` set). Once it runs,
     ``abort`` (when given) is set so ``fn`` may stop at a safe point and roll back; either way
     this waits until ``fn`` has returned or raised, then re-raises the cancellation. So the state
     is always one ``fn`` left: completed, or rolled back by ``fn`` itself. This holds for
@@ -127,7 +129,7 @@ async def run_commit(fn: Callable[..., T], *args: object, abort: Abort | None = 
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
-        if cf.cancel():  # not started: nothing happened
+        if drop_unstarted and cf.cancel():  # not started: nothing happened
             raise
         if abort is not None:
             abort.set()

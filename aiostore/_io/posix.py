@@ -31,6 +31,10 @@ if _renameat2 is not None:
     _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                            ctypes.c_uint]
     _renameat2.restype = ctypes.c_int
+_syncfs = getattr(_libc, "syncfs", None) if _libc is not None else None
+if _syncfs is not None:
+    _syncfs.argtypes = [ctypes.c_int]
+    _syncfs.restype = ctypes.c_int
 _fallocate = getattr(_libc, "fallocate64", None) if _libc is not None else None
 if _fallocate is not None:
     _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -144,5 +148,17 @@ class PosixFileSystem(FileSystem):
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def syncfs(self, path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if _syncfs is None:
+                os.sync()  # pragma: no cover - non-glibc platforms
+                return
+            if _syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, os.strerror(err), path)
         finally:
             os.close(fd)

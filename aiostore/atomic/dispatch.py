@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import anyio.from_thread
+import anyio.lowlevel
 
 from .._io.base import current_fs
 from .._io.offload import Abort, run_commit, run_sync
@@ -112,9 +113,10 @@ async def _write_frame(obj: object, path: str, fmt: Format | None,
         report = frames.ProgressBar(f"writing {path}")
     elif callable(progress):
         user = progress
+        token = anyio.lowlevel.current_token()
 
         def report(done: int, total: int | None) -> None:
-            anyio.from_thread.run_sync(user, done, total)
+            anyio.from_thread.run_sync(user, done, total, token=token)
     else:
         report = None
 

@@ -12,10 +12,10 @@ import os
 import re
 import secrets
 import stat as stat_mod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from .._io.base import Buffer, FileSystem
-from .._io.groupsync import sync_dir
+from .._io.groupsync import SYNCFS_OK, sync_data, sync_dir
 from .._io.offload import Abort
 from ..errors import AlreadyExistsError, DurabilityError, IsADirectoryTargetError, storage_error
 
@@ -137,17 +137,23 @@ class TempFile:
                 abort.check()
             self.write(chunk)
 
-    def commit(self, abort: Abort | None = None) -> None:
-        """fsync, rename onto the target (the point of no return), fsync the directory.
+    def sync(self) -> None:
+        """Make the temp file's data durable (no-op unless ``durable``); discard on failure."""
+        if not self.durable:
+            return
+        assert self.fd is not None
+        try:
+            with step("fsync", self.path, durability=True):
+                sync_data(self.fs, self.fd, os.path.dirname(self.target))
+        except BaseException:
+            self.discard()
+            raise
 
-        On failure before the rename the temp file is removed and the target is untouched.
-        """
+    def rename(self, abort: Abort | None = None) -> None:
+        """Close and rename onto the target: the point of no return. Discard on failure."""
         fs = self.fs
         try:
             assert self.fd is not None
-            if self.durable:
-                with step("fsync", self.path, durability=True):
-                    fs.fsync(self.fd)
             fd, self.fd = self.fd, None
             with step("close", self.path):
                 fs.close(fd)
@@ -157,19 +163,32 @@ class TempFile:
                 with step("rename", self.target):
                     fs.replace(self.path, self.target)
             else:
-                with step("publish", self.target):
-                    fs.rename_noreplace(self.path, self.target)
-        except BaseException as exc:
+                try:
+                    with step("publish", self.target):
+                        fs.rename_noreplace(self.path, self.target)
+                except FileExistsError as exc:
+                    raise AlreadyExistsError(errno.EEXIST, "the target exists and "
+                                             "overwrite=False", self.target) from exc
+        except BaseException:
             self.discard()
-            if isinstance(exc, FileExistsError) and not isinstance(exc, AlreadyExistsError):
-                raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
-                                         self.target) from exc
             raise
+
+    def sync_directory(self) -> None:
+        """Make the rename durable (shared directory fsync); no-op unless ``durable``."""
         if self.durable:
             directory = os.path.dirname(self.target)
             with step("fsync directory (the new content is visible but may not survive a "
                       "crash)", directory, durability=True):
-                sync_dir(fs, directory)
+                sync_dir(self.fs, directory)
+
+    def commit(self, abort: Abort | None = None) -> None:
+        """fsync, rename onto the target (the point of no return), fsync the directory.
+
+        On failure before the rename the temp file is removed and the target is untouched.
+        """
+        self.sync()
+        self.rename(abort)
+        self.sync_directory()
 
     def discard(self) -> None:
         """Close and remove the temp file; never raises (best effort clean-up)."""
@@ -192,3 +211,88 @@ def publish(fs: FileSystem, path: str, chunks: Iterable[Buffer], *, overwrite: b
         raise
     tmp.commit(abort)
     return tmp.target
+
+
+class PublishRequest:
+    """One whole-file write in a batch run by :func:`publish_many`."""
+
+    __slots__ = ("abort", "durable", "encode", "error", "mode", "overwrite", "path", "tmp")
+
+    def __init__(self, path: str, encode: Callable[[], Iterable[Buffer]], *, overwrite: bool,
+                 durable: bool, mode: int | None) -> None:
+        self.path = path
+        self.encode = encode
+        self.overwrite = overwrite
+        self.durable = durable
+        self.mode = mode
+        self.abort = Abort()
+        self.error: BaseException | None = None
+        self.tmp: TempFile | None = None
+
+
+def publish_many(fs: FileSystem, requests: list[PublishRequest]) -> None:
+    """Run several whole-file writes in one hop, sharing their durability barriers.
+
+    Each request ends with ``error`` None (published) or set (its target untouched, its temp
+    removed — or, for a failed directory fsync, published but not durable). With two or more
+    durable writes, one ``syncfs`` per file system replaces their file fsyncs; renames follow;
+    then one directory fsync per directory.
+    """
+    live: list[PublishRequest] = []
+    for req in requests:
+        try:
+            req.abort.check()  # cancelled before its batch started: nothing happens
+            chunks = req.encode()
+            req.tmp = TempFile(fs, req.path, overwrite=req.overwrite, durable=req.durable,
+                               mode=req.mode)
+            req.tmp.write_all(chunks, req.abort)
+            live.append(req)
+        except BaseException as exc:
+            req.error = exc
+            if req.tmp is not None:
+                req.tmp.discard()
+    durable = [r for r in live if r.durable]
+    if len(durable) > 1 and SYNCFS_OK:
+        by_device: dict[int, list[PublishRequest]] = {}
+        for req in durable:
+            assert req.tmp is not None and req.tmp.fd is not None
+            by_device.setdefault(fs.fstat(req.tmp.fd).st_dev, []).append(req)
+        for group in by_device.values():
+            first = group[0].tmp
+            assert first is not None
+            try:
+                with step("fsync (syncfs)", first.path, durability=True):
+                    fs.syncfs(os.path.dirname(first.target))
+            except BaseException as exc:
+                for req in group:
+                    req.error = exc
+                    assert req.tmp is not None
+                    req.tmp.discard()
+    else:
+        for req in durable:
+            try:
+                assert req.tmp is not None
+                req.tmp.sync()
+            except BaseException as exc:
+                req.error = exc
+    renamed: list[PublishRequest] = []
+    for req in live:
+        if req.error is None:
+            try:
+                assert req.tmp is not None
+                req.tmp.rename(req.abort)
+                renamed.append(req)
+            except BaseException as exc:
+                req.error = exc
+    by_dir: dict[str, list[PublishRequest]] = {}
+    for req in renamed:
+        if req.durable:
+            assert req.tmp is not None
+            by_dir.setdefault(os.path.dirname(req.tmp.target), []).append(req)
+    for reqs in by_dir.values():  # one (shared) directory fsync covers every rename into it
+        try:
+            assert reqs[0].tmp is not None
+            reqs[0].tmp.sync_directory()
+        except BaseException as exc:
+            for req in reqs:
+                req.error = exc

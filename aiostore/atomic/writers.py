@@ -10,11 +10,10 @@ import json
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import Any
 
-from .._io.base import Buffer, current_fs
-from .._io.offload import Abort, run_commit
+from .._io.base import Buffer
 from ..errors import InvalidArgumentError, SerializationError
 from ._paths import StrPath, check_mode, fspath
-from .publish import publish
+from .batch import publish_whole
 from .stream import atomic_open
 
 __all__ = ["write_bytes", "write_json", "write_jsonl", "write_text"]
@@ -29,16 +28,8 @@ def _check_bytes(data: object) -> Buffer:
 
 async def _write_encoded(path: StrPath, encode: Callable[[], list[Buffer]], *, overwrite: bool,
                          durable: bool, mode: int | None) -> None:
-    p = fspath(path)
-    check_mode(mode)
-    fs = current_fs()
-    abort = Abort()
-
-    def job() -> None:
-        chunks = encode()  # before any file exists: a bad object leaves nothing behind
-        publish(fs, p, chunks, overwrite=overwrite, durable=durable, mode=mode, abort=abort)
-
-    await run_commit(job, abort=abort)
+    await publish_whole(fspath(path), encode, overwrite=overwrite, durable=durable,
+                        mode=check_mode(mode))
 
 
 async def write_bytes(path: StrPath, data: Buffer, *, overwrite: bool = True,

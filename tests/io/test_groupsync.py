@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from aiostore._io.groupsync import _syncers, sync_dir
+from aiostore._io.groupsync import _barriers, sync_dir
 from aiostore._io.posix import PosixFileSystem
 
 
@@ -62,7 +62,7 @@ def test_waiters_share_the_next_fsync(tmp_path: Path) -> None:
     first, first_result = _run_waiters(fs, path, 1)
     fs.entered.wait(5)  # one fsync is running
     waiters, results = _run_waiters(fs, path, 10)
-    _wait_for(lambda: _syncers[(id(fs), path)].issued == 11)
+    _wait_for(lambda: _barriers[("dir", id(fs), path)].issued == 11)
     fs.release.set()
     for t in first + waiters:
         t.join(5)
