@@ -109,8 +109,16 @@ class FileSystem(ABC):
         """Make the directory's entries (creations, renames, unlinks) durable."""
 
     @abstractmethod
-    def syncfs(self, path: str) -> None:
-        """Make everything on the file system holding ``path`` durable (Linux ``syncfs``)."""
+    def syncfs(self, fd: int) -> None:
+        """Make everything on the file system holding ``fd`` durable (Linux ``syncfs``).
+
+        Write-back errors on that file system since ``fd`` was opened are reported (Linux 5.8+),
+        so open ``fd`` before writing the data it must cover.
+        """
+
+    @abstractmethod
+    def dirty_bytes(self) -> int:
+        """Page cache waiting to be written back, all file systems (0 when unknown)."""
 
     # --- conveniences built on the primitives ------------------------------------------------
     def read_file(self, path: str) -> bytes:

@@ -285,9 +285,12 @@ class FaultyFileSystem(FileSystem):
         with self._lock:
             self._durable.dirs[full] = entries
 
-    def syncfs(self, path: str) -> None:
-        self._enter("syncfs", path)
-        self.inner.syncfs(path)
+    def syncfs(self, fd: int) -> None:
+        self._enter("syncfs", self._fd_path.get(fd, ""))
+        self.inner.syncfs(fd)
         with self._lock:  # everything under root is now durable, as it is on disk
             self._durable = _Durable()
             self._snapshot(self.root)
+
+    def dirty_bytes(self) -> int:
+        return self.inner.dirty_bytes()

@@ -1,15 +1,12 @@
-"""Group commit of durability barriers across worker threads.
-
-Two barriers make a publish durable: the temp file's data (before the rename) and the directory
-entry (after it). Both are shared by concurrent publishers:
+"""Shared durability barriers across worker threads.
 
 * :func:`sync_dir` — one ``fsync(dir)`` covers every rename into ``dir`` that finished before it
   started, so N concurrent publishers into one directory need about two directory fsyncs.
-* :func:`sync_data` — a publisher alone fsyncs its own file; when several publishers on one file
-  system wait at once, one ``syncfs()`` makes all their files durable together. Measured here,
-  32 new small files cost one 0.8 ms ``syncfs`` instead of 32 journal commits (about 3x the
-  throughput of 32 threads fsyncing in parallel). ``syncfs`` is used only on Linux >= 5.8, where
-  it reports write-back errors; ``AIOSTORE_GROUP_SYNCFS=0`` turns it off.
+* ``SYNCFS_OK`` / ``SYNCFS_MAX_DIRTY`` — when a batch may replace its file fsyncs with one
+  ``syncfs()`` (see :func:`aiostore.atomic.publish.publish_many`): only on Linux >= 5.8, which
+  reports write-back errors to syncfs; never with ``AIOSTORE_GROUP_SYNCFS=0``; and not while more
+  than ``SYNCFS_MAX_DIRTY`` of the page cache is dirty (syncfs would mostly flush other
+  programs' data).
 
 The protocol: a waiter takes a ticket. If no barrier is running it becomes the leader and runs
 one that covers every ticket issued so far; otherwise it waits for the running one and then
@@ -39,6 +36,9 @@ def _syncfs_usable() -> bool:
 
 
 SYNCFS_OK = _syncfs_usable()
+#: Above this much dirty page cache (all file systems), syncfs would mostly flush other
+#: programs' data: fall back to per-file fsyncs.
+SYNCFS_MAX_DIRTY = 32 << 20
 
 
 class _Barrier:
@@ -49,7 +49,11 @@ class _Barrier:
         self.running = False
         self.failed: list[tuple[int, int, OSError]] = []  # (first, last ticket, error)
 
-    def sync(self, solo: Callable[[], None], group: Callable[[], None]) -> None:
+    def sync(self, solo: Callable[[], None], group: Callable[[], None]) -> bool:
+        """Wait until covered; True if this caller ran ``solo`` (it was alone).
+
+        ``solo`` runs when the leader covers only its own ticket, ``group`` otherwise.
+        """
         with self.cond:
             self.issued += 1
             ticket = self.issued
@@ -58,7 +62,7 @@ class _Barrier:
                     if first <= ticket <= last:
                         raise exc
                 if self.synced >= ticket:
-                    return
+                    return False
                 if not self.running:
                     break
                 self.cond.wait()
@@ -79,6 +83,7 @@ class _Barrier:
                 self.cond.notify_all()
         if error is not None:
             raise error
+        return action is solo
 
 
 _barriers: weakref.WeakValueDictionary[tuple[str, int, Hashable], _Barrier] = (
@@ -106,22 +111,3 @@ def sync_dir(fs: FileSystem, path: str) -> None:
         fs.fsync_dir(path)
 
     _barrier("dir", fs, path).sync(fsync_dir, fsync_dir)
-
-
-def sync_data(fs: FileSystem, fd: int, directory: str) -> None:
-    """Make the data of the file ``fd`` (inside ``directory``) durable, sharing with others.
-
-    Alone, this is ``fsync(fd)``; with concurrent callers on the same file system, one
-    ``syncfs`` covers them all. Blocking; raises the ``OSError`` of the barrier that covered it.
-    """
-    def solo() -> None:
-        fs.fsync(fd)
-
-    if not SYNCFS_OK:
-        solo()
-        return
-
-    def group() -> None:
-        fs.syncfs(directory)
-
-    _barrier("data", fs, fs.fstat(fd).st_dev).sync(solo, group)

@@ -93,21 +93,19 @@ class Abort:
     (the rename); once past it, it completes.
     """
 
+    __slots__ = ("requested",)
+
     def __init__(self) -> None:
-        self._event = threading.Event()
+        #: Whether the caller was cancelled (a plain flag: set by the loop, read by the worker).
+        self.requested = False
 
     def set(self) -> None:
         """Ask the worker to stop at its next check."""
-        self._event.set()
-
-    @property
-    def requested(self) -> bool:
-        """Whether the caller was cancelled."""
-        return self._event.is_set()
+        self.requested = True
 
     def check(self) -> None:
         """Raise :class:`Aborted` if the caller was cancelled."""
-        if self._event.is_set():
+        if self.requested:
             raise Aborted
 
 

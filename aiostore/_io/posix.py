@@ -151,14 +151,20 @@ class PosixFileSystem(FileSystem):
         finally:
             os.close(fd)
 
-    def syncfs(self, path: str) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    def syncfs(self, fd: int) -> None:
+        if _syncfs is None:  # pragma: no cover - non-glibc platforms
+            os.sync()
+            return
+        if _syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+
+    def dirty_bytes(self) -> int:
         try:
-            if _syncfs is None:
-                os.sync()  # pragma: no cover - non-glibc platforms
-                return
-            if _syncfs(fd) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err), path)
-        finally:
-            os.close(fd)
+            with open("/proc/meminfo", "rb") as f:
+                for line in f:
+                    if line.startswith(b"Dirty:"):
+                        return int(line.split()[1]) * 1024
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0

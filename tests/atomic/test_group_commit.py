@@ -63,7 +63,7 @@ async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path) 
             await wait_until(lambda: _queue_length(fs) >= 31)
             fs.gate.set()
     assert fs.calls["fsync"] == 1  # the first writer, alone in its batch
-    assert fs.calls["syncfs"] == 1  # the 31 queued behind it, together
+    assert fs.calls["syncfs"] == 1  # the 31 queued behind it, written back together
     assert fs.calls["fsync_dir"] == 2
     for i in range(32):
         assert (tmp_path / f"{i}.json").read_text() == f'{{"i": {i}}}'
@@ -156,3 +156,21 @@ async def test_cancelling_queued_and_running_writes(tmp_path: Path) -> None:
         assert results[i] is None
         assert (tmp_path / f"{i}").read_bytes() == b"new"
     assert temp_files(tmp_path) == []
+
+
+async def test_no_syncfs_when_much_of_the_page_cache_is_dirty(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    fs = GatedFS(tmp_path)
+    monkeypatch.setattr(fs, "dirty_bytes", lambda: groupsync.SYNCFS_MAX_DIRTY)
+    with use_fs(fs):
+        async with anyio.create_task_group() as tg:
+            await _start_held(tg, fs, aiostore.write_json, tmp_path / "0.json", 0)
+            for i in range(1, 8):
+                tg.start_soon(aiostore.write_json, tmp_path / f"{i}.json", i)
+            await wait_until(lambda: _queue_length(fs) >= 7)
+            fs.gate.set()
+    assert fs.calls["syncfs"] == 0
+    assert fs.calls["fsync"] == 8
+    fs.crash()
+    assert [(tmp_path / f"{i}.json").read_text() for i in range(8)] == [str(i) for i in range(8)]
