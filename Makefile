@@ -29,8 +29,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
-	$(PY) benchmarks/bench_writers.py
+bench:
+	$(PYTHON) benchmarks/bench_writers.py
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache *.egg-info
