@@ -54,3 +54,15 @@ def test_storage_error_keeps_errno_and_path() -> None:
     assert exc.errno == errno.ENOSPC
     assert exc.filename == "/x"
     assert str(exc).startswith("[Errno 28] write failed: No space left on device")
+
+
+def test_core_import_is_light() -> None:
+    """``import aiostore`` pulls in neither pandas nor pyarrow (they are the frames extra)."""
+    import subprocess
+    import sys
+
+    code = ("import sys, aiostore; heavy = {'pandas', 'pyarrow', 'polars', 'openpyxl'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

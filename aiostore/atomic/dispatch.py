@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._io.base import current_fs
+from .._io.base import Buffer, current_fs
 from .._io.offload import Abort, run_commit, run_sync
-from ..errors import SerializationError, UnknownFormatError
-from . import frames
+from ..errors import InvalidArgumentError, SerializationError, UnknownFormatError
+from . import encoders, frames
 from ._paths import StrPath, check_mode, fspath
-from .formats import Format, format_from_path, lookup_format
+from .batch import publish_whole
+from .formats import FORMATS, Format, format_from_path, lookup_format
 from .publish import TempFile, step
 from .writers import _dumps
 
 __all__ = ["read", "write"]
 
-_JSON_TYPES = (dict, list, tuple, int, float, bool, type(None))
+_JSON_TYPES = (dict, list, tuple, str, int, float, bool, type(None))
 
 
 def _resolve(path: str, format: str | None) -> Format | None:
@@ -31,23 +33,27 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
                 durable: bool = True, mode: int | None = None, **writer_kwargs: Any) -> None:
     """Atomically write ``obj`` to ``path`` in the format given or implied by the suffix.
 
-    * bytes-like → the bytes; ``str`` → UTF-8 text (unless ``format`` says otherwise);
+    * bytes-like → the bytes; ``str`` → UTF-8 text (``format="json"``: a JSON string);
     * dict/list/numbers → JSON (``.jsonl``: one line per item; ``.parquet``/``.csv``/...: a list
       of dicts becomes a table);
     * frames — pandas ``DataFrame``, pyarrow ``Table``/``RecordBatch``/``RecordBatchReader``, or
-      anything with ``__arrow_c_stream__`` such as a polars ``DataFrame`` — → Parquet (``.parquet``),
-      CSV, JSON (array of records), JSONL, Arrow IPC/Feather (``.arrow``/``.feather``) or Excel
-      (``.xlsx``). ``writer_kwargs`` go to the pyarrow writer (``compression=...``) or, for Excel,
-      to ``DataFrame.to_excel``. A non-default pandas index is kept (Parquet/Arrow restore it;
-      text formats get it as columns).
+      anything with ``__arrow_c_stream__`` such as a polars ``DataFrame`` — → Parquet
+      (``.parquet``), CSV, JSON (array of records), JSONL, Arrow IPC/Feather
+      (``.arrow``/``.feather``) or Excel (``.xlsx``). ``writer_kwargs`` go to the pyarrow
+      writer (``compression=...``), for Excel to ``DataFrame.to_excel``, for JSON/JSONL to
+      ``json.dumps`` (which is then called row by row: much slower). In JSON, timestamps and
+      dates are ISO 8601 strings and NaN/infinite floats are null. A non-default pandas index
+      is kept (Parquet/Arrow restore it; text formats get it as columns).
 
     Encoding runs in the worker pool, batch by batch (bounded memory, Excel excepted).
     ``progress=True`` draws a bar on a terminal; a callable receives ``(rows_done, rows_total)``
     (total None when unknown), called on the event loop.
 
-    Errors: :class:`~aiostore.errors.UnknownFormatError` for an unknown format or suffix,
-    :class:`~aiostore.errors.SerializationError` for an object the format cannot hold — both
-    before anything is written. Guarantees: as :func:`aiostore.write_bytes`.
+    Errors: :class:`~aiostore.errors.UnknownFormatError` for an unknown format, or a frame
+    whose path has no known suffix; :class:`~aiostore.errors.SerializationError` for an object
+    the format cannot hold — raised before the rename (a frame may fail partway through its
+    batches), so the target keeps its old content and no temp file remains. Guarantees: as
+    :func:`aiostore.write_bytes`.
 
     Cancellation: the encoder stops at the next batch, the temp file is removed and the target
     keeps its old content; once the rename has started the write completes, then the
@@ -64,6 +70,9 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
     if isinstance(obj, str) and (format is None or fmt is None or fmt.kind in ("text", "bytes")):
         text = obj
         return await _write_chunks(p, lambda: [text.encode("utf-8")], overwrite, durable, mode)
+    if progress is not None and not isinstance(progress, bool) and not callable(progress):
+        raise InvalidArgumentError(f"progress must be a bool or a callable, not "
+                                   f"{type(progress).__name__}")
     if frames.is_frame(obj) or (fmt is not None and fmt.kind == "frame"
                                 and isinstance(obj, (list, tuple))):
         return await _write_frame(obj, p, fmt, progress, overwrite, durable, mode, writer_kwargs)
@@ -84,25 +93,19 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
                              "str, JSON-able data or a DataFrame/Arrow table")
 
 
-async def _write_chunks(path: str, encode: Any, overwrite: bool, durable: bool,
-                        mode: int | None) -> None:
-    from .publish import publish
-
-    fs = current_fs()
-    abort = Abort()
-
-    def job() -> None:
-        publish(fs, path, encode(), overwrite=overwrite, durable=durable, mode=mode, abort=abort)
-
-    await run_commit(job, abort=abort)
+async def _write_chunks(path: str, encode: Callable[[], list[Buffer]], overwrite: bool,
+                        durable: bool, mode: int | None) -> None:
+    """Bytes, text and JSON: batched with concurrent whole-file writes (group commit)."""
+    await publish_whole(path, encode, overwrite=overwrite, durable=durable, mode=mode)
 
 
 async def _write_frame(obj: object, path: str, fmt: Format | None,
                        progress: bool | frames.Progress | None, overwrite: bool, durable: bool,
                        mode: int | None, kwargs: dict[str, Any]) -> None:
     if fmt is None:
+        known = ", ".join(repr(f.name) for f in FORMATS.values() if f.takes_frames)
         raise UnknownFormatError(f"cannot tell the format of {path!r} from its suffix; pass "
-                                 "format= ('parquet', 'csv', 'json', 'jsonl', 'arrow', 'xlsx')")
+                                 f"format= (one of {known})")
     if not fmt.takes_frames:
         raise SerializationError(f"a frame cannot be written as {fmt.name}")
     frames.require_pyarrow()
@@ -110,7 +113,7 @@ async def _write_frame(obj: object, path: str, fmt: Format | None,
     abort = Abort()
     report: frames.Progress | None
     if progress is True:
-        report = frames.ProgressBar(f"writing {path}")
+        report = encoders.ProgressBar(f"writing {path}")
     elif callable(progress):
         user = progress
         token = anyio.lowlevel.current_token()
@@ -125,7 +128,7 @@ async def _write_frame(obj: object, path: str, fmt: Format | None,
         source = frames.FrameSource(data, flatten_index=fmt.name not in ("parquet", "arrow"))
         tmp = TempFile(fs, path, overwrite=overwrite, durable=durable, mode=mode)
         try:
-            frames.encode_frame(fmt.name, source, tmp.write, dict(kwargs), report, abort.check)
+            encoders.encode_frame(fmt.name, source, tmp.write, dict(kwargs), report, abort.check)
         except BaseException:
             tmp.discard()
             raise
@@ -143,10 +146,17 @@ async def read(path: StrPath, *, format: str | None = None, output: str | None =
     Parquet/CSV/Arrow/Excel — pandas by default, ``output="arrow"`` or ``"polars"`` otherwise
     (``output`` also turns JSON/JSONL records into a frame). Decoding runs in the worker pool.
 
+    Errors: :class:`~aiostore.errors.NotFoundError` (a ``FileNotFoundError``) for a missing
+    file, :class:`~aiostore.errors.SerializationError` for content that is not valid in the
+    format, :class:`~aiostore.errors.InvalidArgumentError` for an unknown ``output`` (before
+    anything is read).
+
     Cancellation: safe at any point (nothing is changed).
     """
     p = fspath(path)
     fmt = _resolve(p, format) or lookup_format("bytes")
+    if output is not None:
+        frames.check_output(output)
     fs = current_fs()
     want_frame = fmt.kind == "frame" or output is not None
 

@@ -45,12 +45,15 @@ _BY_SUFFIX = {s: f for f in FORMATS.values() for s in f.suffixes}
 
 def lookup_format(name: str) -> Format:
     """The format called ``name`` (case-insensitive; aliases like ``"feather"`` accepted)."""
+    known = ", ".join(sorted(FORMATS))
+    if not isinstance(name, str):
+        raise UnknownFormatError(f"format must be a name like 'parquet', not "
+                                 f"{type(name).__name__}; known formats: {known}")
     key = name.lower().lstrip(".")
     key = _ALIASES.get(key, key)
     try:
         return FORMATS[key]
     except KeyError:
-        known = ", ".join(sorted(FORMATS))
         raise UnknownFormatError(f"unknown format {name!r}; known formats: {known}") from None
 
 

@@ -1,22 +1,23 @@
 """DataFrames in and out: pandas, pyarrow and anything exporting the Arrow C stream (polars).
 
-Everything here runs in a worker thread. Frames are converted to Arrow record batches of at most
-``BATCH_ROWS`` rows and encoded batch by batch, so memory stays bounded (Excel excepted) and the
-event loop keeps the GIL between batches. Needs the ``frames`` extra (pyarrow, pandas).
+Conversion only: a frame becomes a stream of Arrow record batches of at most ``BATCH_ROWS`` rows
+(:class:`FrameSource`), and files decode back into frames. The encoders are in
+:mod:`.encoders` and :mod:`.frame_json`. Everything here runs in a worker thread, batch by
+batch, so memory stays bounded and the event loop keeps the GIL between batches. Needs the
+``frames`` extra (pyarrow, pandas); neither is imported until a frame is written or read.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import decimal
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+import zipfile
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
-from .._io.base import Buffer
 from ..errors import InvalidArgumentError, SerializationError
 
 if TYPE_CHECKING:
@@ -38,24 +39,71 @@ def require_pyarrow() -> Any:
     return pyarrow
 
 
+def _pandas_frame(obj: object) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(obj, pd.DataFrame)
+
+
 def is_frame(obj: object) -> bool:
-    """Whether ``obj`` is a DataFrame/Arrow object (checked without importing pandas/pyarrow)."""
-    mod = type(obj).__module__.split(".")[0]
-    if mod == "pandas":
-        return type(obj).__name__ == "DataFrame"
-    if mod == "pyarrow":
-        return type(obj).__name__ in ("Table", "RecordBatch", "RecordBatchReader")
+    """Whether ``obj`` is a DataFrame/Arrow object (checked without importing pandas/pyarrow).
+
+    pandas ``DataFrame`` (and subclasses), pyarrow ``Table``, ``RecordBatch`` and
+    ``RecordBatchReader`` (and subclasses such as IPC stream readers), and any other object with
+    ``__arrow_c_stream__`` (polars). If pandas/pyarrow are not imported, ``obj`` is not theirs.
+    """
+    if isinstance(obj, type):
+        return False
+    if _pandas_frame(obj):
+        return True
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        if isinstance(obj, (pa.Table, pa.RecordBatch, pa.RecordBatchReader)):
+            return True
+        if type(obj).__module__.split(".")[0] == "pyarrow":
+            return False  # arrays, chunked arrays, ...: columns, not tables
     return hasattr(obj, "__arrow_c_stream__")
 
 
+def _conversion_errors(pa: Any) -> tuple[type[BaseException], ...]:
+    return (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError,
+            ValueError, OverflowError)
+
+
+def _rechunk(batches: Iterable[pa.RecordBatch], schema: pa.Schema | None = None
+             ) -> Iterator[pa.RecordBatch]:
+    """Split batches longer than ``BATCH_ROWS`` (zero-copy slices); check each one's schema.
+
+    A reader built from Python batches does not check that they match its schema, and the CSV
+    and JSON encoders would write whatever they get.
+    """
+    for n, batch in enumerate(batches):
+        if schema is not None and not batch.schema.equals(schema):
+            raise SerializationError(
+                f"batch {n} of the stream does not have the stream's schema: "
+                f"({batch.schema.to_string(show_schema_metadata=False)}) instead of "
+                f"({schema.to_string(show_schema_metadata=False)})")
+        size = BATCH_ROWS
+        if batch.num_rows <= size:
+            yield batch
+        else:
+            for start in range(0, batch.num_rows, size):
+                yield batch.slice(start, size)
+
+
 class FrameSource:
-    """A frame as a stream of record batches with a fixed schema and a known or unknown length."""
+    """A frame as a stream of record batches with a fixed schema and a known or unknown length.
+
+    ``total`` is the number of rows, or None for a stream of unknown length (a
+    ``RecordBatchReader``). Batches have at most ``BATCH_ROWS`` rows.
+    """
+
+    schema: pa.Schema
+    _batches: Iterator[pa.RecordBatch]
 
     def __init__(self, obj: object, *, flatten_index: bool) -> None:
         pa = require_pyarrow()
         self.total: int | None = None
-        mod = type(obj).__module__.split(".")[0]
-        if mod == "pandas":
+        if _pandas_frame(obj):
             self._init_pandas(pa, obj, flatten_index)
         elif isinstance(obj, pa.Table):
             self.schema = obj.schema
@@ -64,16 +112,21 @@ class FrameSource:
         elif isinstance(obj, pa.RecordBatch):
             self.schema = obj.schema
             self.total = obj.num_rows
-            self._batches = iter([obj])
+            self._batches = _rechunk([obj])
         elif isinstance(obj, pa.RecordBatchReader):
             self.schema = obj.schema
-            self._batches = iter(obj)
-        elif hasattr(obj, "__arrow_c_stream__"):
-            if hasattr(obj, "__len__"):
-                self.total = len(obj)
-            reader = pa.RecordBatchReader.from_stream(obj)
+            self._batches = _rechunk(obj, obj.schema)
+        elif hasattr(obj, "__arrow_c_stream__") and not isinstance(obj, type):
+            try:
+                reader = pa.RecordBatchReader.from_stream(obj)
+            except _conversion_errors(pa) as exc:
+                raise SerializationError(
+                    f"cannot read a {type(obj).__name__} as a table (Arrow stream): {exc}"
+                ) from exc
+            with contextlib.suppress(TypeError):
+                self.total = len(obj)  # type: ignore[arg-type]
             self.schema = reader.schema
-            self._batches = iter(reader)
+            self._batches = _rechunk(reader, reader.schema)
         else:
             raise SerializationError(f"not a frame: {type(obj).__name__}")
 
@@ -83,21 +136,26 @@ class FrameSource:
         default_index = isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and \
             df.index.step == 1 and df.index.name is None
         if not default_index and flatten_index:
-            df = df.reset_index()
-        preserve = False if default_index or flatten_index else True
+            try:
+                df = df.reset_index()
+            except ValueError as exc:  # e.g. a column already has the index's name
+                raise SerializationError(
+                    f"cannot turn the DataFrame's index into columns: {exc}") from exc
+        preserve = not default_index and not flatten_index
         try:
             self.schema = pa.Schema.from_pandas(df, preserve_index=preserve)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        except _conversion_errors(pa) as exc:
             raise SerializationError(f"cannot convert the DataFrame to Arrow: {exc}") from exc
         self.total = len(df)
 
         def gen() -> Iterator[pa.RecordBatch]:
-            for start in range(0, max(len(df), 1), BATCH_ROWS):
-                part = df.iloc[start:start + BATCH_ROWS]
+            size = BATCH_ROWS
+            for start in range(0, max(len(df), 1), size):
+                part = df.iloc[start:start + size]
                 try:
                     table = pa.Table.from_pandas(part, schema=self.schema, preserve_index=preserve,
                                                  safe=True)
-                except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+                except _conversion_errors(pa) as exc:
                     raise SerializationError(
                         f"cannot convert rows {start}..{start + len(part)} to Arrow: {exc}"
                     ) from exc
@@ -110,165 +168,26 @@ class FrameSource:
         return self._batches
 
 
-class SinkFile(io.RawIOBase):
-    """A write-only file object over a callable (the temp file's ``write``), for encoders."""
-
-    def __init__(self, write: Callable[[Buffer], None]) -> None:
-        super().__init__()
-        self._write = write
-        self._pos = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, b: Buffer) -> int:  # type: ignore[override]
-        n = len(memoryview(b).cast("B"))
-        self._write(bytes(b) if isinstance(b, memoryview) else b)
-        self._pos += n
-        return n
-
-    def tell(self) -> int:
-        return self._pos
-
-
-def _json_default(obj: object) -> object:
-    if isinstance(obj, (dt.datetime, dt.date, dt.time)):
-        return obj.isoformat()
-    if isinstance(obj, dt.timedelta):
-        return obj.total_seconds()
-    if isinstance(obj, decimal.Decimal):
-        return str(obj)
-    if isinstance(obj, bytes):
-        return obj.decode("utf-8", "backslashreplace")
-    raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
-
-
-class ProgressBar:
-    """A minimal terminal progress bar on stderr (no dependency)."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.enabled = sys.stderr.isatty()
-
-    def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} {done:,}/{total:,} rows")
-        else:
-            sys.stderr.write(f"\r{self.label} {done:,} rows")
-        if total is not None and done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
-def encode_frame(fmt: str, source: FrameSource, write: Callable[[Buffer], None],
-                 kwargs: dict[str, Any], progress: Progress | None,
-                 check: Callable[[], None]) -> None:
-    """Encode ``source`` as ``fmt`` into ``write``, batch by batch; ``check`` between batches."""
-    pa = require_pyarrow()
-    done = 0
-
-    def tick(n: int) -> None:
-        nonlocal done
-        done += n
-        if progress is not None:
-            progress(done, source.total)
-
-    sink = io.BufferedWriter(SinkFile(write), buffer_size=1 << 20)
-    try:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            row_group = int(kwargs.pop("row_group_size", ROW_GROUP_ROWS))
-            with pq.ParquetWriter(sink, source.schema, **kwargs) as writer:
-                pending: list[pa.RecordBatch] = []
-                rows = 0
-                for batch in source.batches():
-                    check()
-                    pending.append(batch)
-                    rows += batch.num_rows
-                    if rows >= row_group:
-                        writer.write_table(pa.Table.from_batches(pending, source.schema),
-                                           row_group_size=row_group)
-                        tick(rows)
-                        pending, rows = [], 0
-                if pending or done == 0:
-                    writer.write_table(pa.Table.from_batches(pending, source.schema),
-                                       row_group_size=row_group)
-                    tick(rows)
-        elif fmt == "csv":
-            import pyarrow.csv as pacsv
-
-            options = pacsv.WriteOptions(**kwargs)
-            with pacsv.CSVWriter(sink, source.schema, write_options=options) as writer:
-                for batch in source.batches():
-                    check()
-                    writer.write_batch(batch)
-                    tick(batch.num_rows)
-        elif fmt == "arrow":
-            options = pa.ipc.IpcWriteOptions(compression=kwargs.pop("compression", None),
-                                             **kwargs)
-            with pa.ipc.new_file(sink, source.schema, options=options) as writer:
-                for batch in source.batches():
-                    check()
-                    writer.write_batch(batch)
-                    tick(batch.num_rows)
-        elif fmt in ("json", "jsonl"):
-            kwargs.setdefault("default", _json_default)
-            kwargs.setdefault("ensure_ascii", False)
-            first = True
-            if fmt == "json":
-                sink.write(b"[")
-            for batch in source.batches():
-                check()
-                lines = [json.dumps(row, **kwargs) for row in batch.to_pylist()]
-                if lines:
-                    sep = "\n" if fmt == "jsonl" else ",\n"
-                    text = sep.join(lines)
-                    if fmt == "jsonl":
-                        text += "\n"
-                    elif not first:
-                        text = ",\n" + text
-                    first = False
-                    sink.write(text.encode("utf-8"))
-                tick(batch.num_rows)
-            if fmt == "json":
-                sink.write(b"]\n")
-        elif fmt == "xlsx":
-            table = pa.Table.from_batches(list(source.batches()), source.schema)
-            check()
-            df = table.to_pandas()
-            kwargs.setdefault("index", False)
-            kwargs.setdefault("engine", "openpyxl")
-            df.to_excel(sink, **kwargs)
-            tick(table.num_rows)
-        else:
-            raise InvalidArgumentError(f"format {fmt!r} cannot hold a frame")
-        sink.flush()
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        raise SerializationError(f"cannot write the frame as {fmt}: {exc}") from exc
-    finally:
-        # never let a later garbage collection flush into a descriptor that was closed
-        with contextlib.suppress(Exception):
-            if not sink.closed:
-                sink.detach()
-
-
 def records_to_table(records: object) -> pa.Table:
     """A list of dicts (rows) as an Arrow table."""
-    pa = require_pyarrow()
+    require_pyarrow()
+    import pyarrow as pa
+    if not isinstance(records, (list, tuple)) or not all(isinstance(r, Mapping)
+                                                         for r in records):
+        raise SerializationError("a table needs a list of dicts, one per row")
     try:
-        return pa.Table.from_pylist(records)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+        return pa.Table.from_pylist(list(records))
+    except _conversion_errors(pa) as exc:
         raise SerializationError(f"cannot build a table from the records: {exc}") from exc
 
 
 def decode_frame(fmt: str, data: bytes, kwargs: dict[str, Any]) -> pa.Table:
-    """Decode a whole file's bytes in ``fmt`` into an Arrow table."""
-    pa = require_pyarrow()
+    """Decode a whole file's bytes in ``fmt`` into an Arrow table.
+
+    Bytes that are not valid ``fmt`` raise :class:`~aiostore.errors.SerializationError`.
+    """
+    require_pyarrow()
+    import pyarrow as pa
     try:
         if fmt == "parquet":
             import pyarrow.parquet as pq
@@ -277,7 +196,7 @@ def decode_frame(fmt: str, data: bytes, kwargs: dict[str, Any]) -> pa.Table:
         if fmt == "csv":
             import pyarrow.csv as pacsv
 
-            return pacsv.read_csv(pa.BufferReader(data), **kwargs)
+            return pacsv.read_csv(cast(Any, pa.BufferReader(data)), **kwargs)
         if fmt == "arrow":
             try:
                 return pa.ipc.open_file(pa.BufferReader(data)).read_all()
@@ -294,22 +213,33 @@ def decode_frame(fmt: str, data: bytes, kwargs: dict[str, Any]) -> pa.Table:
         if fmt == "jsonl":
             import pyarrow.json as pajson
 
-            return pajson.read_json(pa.BufferReader(data), **kwargs)
-    except (pa.ArrowInvalid, ValueError) as exc:
+            return pajson.read_json(cast(Any, pa.BufferReader(data)), **kwargs)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError,
+            OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        # the bytes are in memory: an OSError here is pyarrow's "Couldn't deserialize thrift"
         raise SerializationError(f"cannot read the file as {fmt}: {exc}") from exc
     raise InvalidArgumentError(f"format {fmt!r} does not hold a frame")
 
 
+OUTPUTS = ("pandas", "arrow", "polars")
+
+
+def check_output(output: str) -> None:
+    """Raise :class:`~aiostore.errors.InvalidArgumentError` for an unknown ``output``."""
+    if output not in OUTPUTS:
+        raise InvalidArgumentError(
+            f"output must be 'pandas', 'arrow' or 'polars', not {output!r}")
+
+
 def convert_output(table: pa.Table, output: str) -> object:
     """``table`` as a pandas/arrow/polars frame."""
+    check_output(output)
     if output == "arrow":
         return table
     if output == "pandas":
         return table.to_pandas()
-    if output == "polars":
-        try:
-            import polars as pl
-        except ImportError as exc:
-            raise InvalidArgumentError("output='polars' needs polars installed") from exc
-        return pl.from_arrow(table)
-    raise InvalidArgumentError(f"output must be 'pandas', 'arrow' or 'polars', not {output!r}")
+    try:
+        import polars as pl
+    except ImportError as exc:
+        raise InvalidArgumentError("output='polars' needs polars installed") from exc
+    return pl.from_arrow(table)

@@ -52,14 +52,21 @@ def _queue_length(fs: FaultyFileSystem) -> int:
     return len(batch._publisher(fs).queue)
 
 
+async def _write_json_via_write(path: Path, obj: object) -> None:
+    await aiostore.write(obj, path)
+
+
 @needs_syncfs
-async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", [aiostore.write_json, _write_json_via_write],
+                         ids=["write_json", "write"])
+async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path,
+                                                                writer: object) -> None:
     fs = GatedFS(tmp_path)
     with use_fs(fs):
         async with anyio.create_task_group() as tg:
-            await _start_held(tg, fs, aiostore.write_json, tmp_path / "0.json", {"i": 0})
+            await _start_held(tg, fs, writer, tmp_path / "0.json", {"i": 0})
             for i in range(1, 32):
-                tg.start_soon(aiostore.write_json, tmp_path / f"{i}.json", {"i": i})
+                tg.start_soon(writer, tmp_path / f"{i}.json", {"i": i})  # type: ignore[arg-type]
             await wait_until(lambda: _queue_length(fs) >= 31)
             fs.gate.set()
     assert fs.calls["fsync"] == 1  # the first writer, alone in its batch

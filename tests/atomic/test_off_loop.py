@@ -15,7 +15,7 @@ import pytest
 import aiostore
 from aiostore._io.base import use_fs
 from aiostore._io.posix import PosixFileSystem
-from aiostore.atomic import frames
+from aiostore.atomic import encoders
 
 pytestmark = pytest.mark.anyio
 
@@ -47,13 +47,13 @@ async def test_no_blocking_call_on_the_loop(tmp_path: Path,
 
     fs = ThreadCheckingFS(threading.get_ident())
     encoded_on: list[int] = []
-    real_encode = frames.encode_frame
+    real_encode = encoders.encode_frame
 
     def spy(*args: Any, **kwargs: Any) -> None:
         encoded_on.append(threading.get_ident())
         real_encode(*args, **kwargs)
 
-    monkeypatch.setattr(frames, "encode_frame", spy)
+    monkeypatch.setattr(encoders, "encode_frame", spy)
     df = pd.DataFrame({"a": range(200_000), "b": ["x"] * 200_000})
     with use_fs(fs):
         for i in range(50):
