@@ -109,16 +109,11 @@ class FileSystem(ABC):
         """Make the directory's entries (creations, renames, unlinks) durable."""
 
     @abstractmethod
-    def syncfs(self, fd: int) -> None:
-        """Make everything on the file system holding ``fd`` durable (Linux ``syncfs``).
-
-        Write-back errors on that file system since ``fd`` was opened are reported (Linux 5.8+),
-        so open ``fd`` before writing the data it must cover.
+    def writeback(self, fd: int, *, wait: bool) -> None:
+        """Start (``wait=False``) or start and wait for (``wait=True``) write-back of the file's
+        dirty pages — a hint that lets several files be written back together before their
+        fsyncs; it makes nothing durable by itself (Linux ``sync_file_range``; a no-op elsewhere).
         """
-
-    @abstractmethod
-    def dirty_bytes(self) -> int:
-        """Page cache waiting to be written back, all file systems (0 when unknown)."""
 
     # --- conveniences built on the primitives ------------------------------------------------
     def read_file(self, path: str) -> bytes:

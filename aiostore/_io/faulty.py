@@ -36,7 +36,7 @@ from .posix import PosixFileSystem
 
 MUTATING = frozenset({
     "open_create", "write", "pwritev", "fsync", "fdatasync", "fsync_dir", "fchmod", "ftruncate",
-    "punch_hole", "mkdir", "replace", "rename_noreplace", "unlink", "rmdir", "syncfs",
+    "punch_hole", "mkdir", "replace", "rename_noreplace", "unlink", "rmdir",
 })
 
 
@@ -285,12 +285,6 @@ class FaultyFileSystem(FileSystem):
         with self._lock:
             self._durable.dirs[full] = entries
 
-    def syncfs(self, fd: int) -> None:
-        self._enter("syncfs", self._fd_path.get(fd, ""))
-        self.inner.syncfs(fd)
-        with self._lock:  # everything under root is now durable, as it is on disk
-            self._durable = _Durable()
-            self._snapshot(self.root)
-
-    def dirty_bytes(self) -> int:
-        return self.inner.dirty_bytes()
+    def writeback(self, fd: int, *, wait: bool) -> None:
+        self._enter("writeback", self._fd_path.get(fd, ""))  # a hint: nothing becomes durable
+        self.inner.writeback(fd, wait=wait)

@@ -1,12 +1,7 @@
-"""Shared durability barriers across worker threads.
+"""Shared directory fsyncs across worker threads (group commit).
 
-* :func:`sync_dir` — one ``fsync(dir)`` covers every rename into ``dir`` that finished before it
-  started, so N concurrent publishers into one directory need about two directory fsyncs.
-* ``SYNCFS_OK`` / ``SYNCFS_MAX_DIRTY`` — when a batch may replace its file fsyncs with one
-  ``syncfs()`` (see :func:`aiostore.atomic.publish.publish_many`): only on Linux >= 5.8, which
-  reports write-back errors to syncfs; never with ``AIOSTORE_GROUP_SYNCFS=0``; and not while more
-  than ``SYNCFS_MAX_DIRTY`` of the page cache is dirty (syncfs would mostly flush other
-  programs' data).
+:func:`sync_dir` — one ``fsync(dir)`` covers every rename into ``dir`` that finished before it
+started, so N concurrent publishers into one directory need about two directory fsyncs.
 
 The protocol: a waiter takes a ticket. If no barrier is running it becomes the leader and runs
 one that covers every ticket issued so far; otherwise it waits for the running one and then
@@ -16,29 +11,11 @@ covered (an fsync error is never retried).
 
 from __future__ import annotations
 
-import os
-import platform
 import threading
 import weakref
 from collections.abc import Callable, Hashable
 
 from .base import FileSystem
-
-
-def _syncfs_usable() -> bool:
-    if os.environ.get("AIOSTORE_GROUP_SYNCFS", "1") == "0" or platform.system() != "Linux":
-        return False
-    try:
-        major, minor = (int(x) for x in platform.release().split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (5, 8)
-
-
-SYNCFS_OK = _syncfs_usable()
-#: Above this much dirty page cache (all file systems), syncfs would mostly flush other
-#: programs' data: fall back to per-file fsyncs.
-SYNCFS_MAX_DIRTY = 32 << 20
 
 
 class _Barrier:

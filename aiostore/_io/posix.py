@@ -31,10 +31,11 @@ if _renameat2 is not None:
     _renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
                            ctypes.c_uint]
     _renameat2.restype = ctypes.c_int
-_syncfs = getattr(_libc, "syncfs", None) if _libc is not None else None
-if _syncfs is not None:
-    _syncfs.argtypes = [ctypes.c_int]
-    _syncfs.restype = ctypes.c_int
+_sync_file_range = getattr(_libc, "sync_file_range", None) if _libc is not None else None
+if _sync_file_range is not None:
+    _sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    _sync_file_range.restype = ctypes.c_int
+_SFR_WAIT_BEFORE, _SFR_WRITE, _SFR_WAIT_AFTER = 1, 2, 4
 _fallocate = getattr(_libc, "fallocate64", None) if _libc is not None else None
 if _fallocate is not None:
     _fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
@@ -151,20 +152,11 @@ class PosixFileSystem(FileSystem):
         finally:
             os.close(fd)
 
-    def syncfs(self, fd: int) -> None:
-        if _syncfs is None:  # pragma: no cover - non-glibc platforms
-            os.sync()
+    def writeback(self, fd: int, *, wait: bool) -> None:
+        if _sync_file_range is None:  # pragma: no cover - non-Linux
             return
-        if _syncfs(fd) != 0:
+        flags = _SFR_WAIT_BEFORE | _SFR_WRITE | _SFR_WAIT_AFTER if wait else _SFR_WRITE
+        if _sync_file_range(fd, 0, 0, flags) != 0:
             err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-
-    def dirty_bytes(self) -> int:
-        try:
-            with open("/proc/meminfo", "rb") as f:
-                for line in f:
-                    if line.startswith(b"Dirty:"):
-                        return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            pass
-        return 0
+            if err not in (errno.ENOSYS, errno.EINVAL, errno.ESPIPE):
+                raise OSError(err, os.strerror(err))

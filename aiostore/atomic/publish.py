@@ -15,7 +15,7 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable, Iterator
 
 from .._io.base import Buffer, FileSystem
-from .._io.groupsync import SYNCFS_MAX_DIRTY, SYNCFS_OK, sync_dir
+from .._io.groupsync import sync_dir
 from .._io.offload import Abort
 from ..errors import AlreadyExistsError, DurabilityError, IsADirectoryTargetError, storage_error
 
@@ -102,7 +102,7 @@ class TempFile:
         self.fs = fs
         self.overwrite = overwrite
         self.durable = durable
-        self.synced = False  # set once its data is known durable (e.g. by a batch's syncfs)
+        self.synced = False  # set once its fsync succeeded
         self.target, existing = resolve_target(fs, path)
         if existing is not None and not overwrite:
             raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
@@ -233,44 +233,17 @@ class PublishRequest:
         self.tmp: TempFile | None = None
 
 
-def _open_anchor(fs: FileSystem, requests: list[PublishRequest]) -> tuple[int, int] | None:
-    """A descriptor on the first target's directory, opened before any temp file is written so
-    that ``syncfs`` through it reports every write-back error since (Linux 5.8+)."""
-    if len(requests) < 2 or not SYNCFS_OK or fs.dirty_bytes() >= SYNCFS_MAX_DIRTY:
-        return None
-    try:
-        fd = fs.open(os.path.dirname(os.path.abspath(requests[0].path)),
-                     os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return None  # e.g. a directory still to be created: per-file fsyncs
-    try:
-        return fd, fs.fstat(fd).st_dev
-    except OSError:
-        fs.close(fd)
-        return None
-
-
 def publish_many(fs: FileSystem, requests: list[PublishRequest]) -> None:
     """Run several whole-file writes in one hop, sharing their durability barriers.
 
     Each request ends with ``error`` None (published) or set (its target untouched, its temp
     removed — or, for a failed directory fsync, published but not durable). With two or more
-    durable writes, one ``syncfs`` writes back every temp file on the anchor's file system and
-    commits the journal once, instead of one fsync (one journal commit) per file; files on
-    other file systems are fsynced one by one. Renames follow, then one directory fsync per
-    directory.
+    durable writes, every temp file's write-back is started and awaited together first, so the
+    first fsync commits the journal for all of them and the fsyncs that follow are cheap (one
+    journal commit per batch instead of one per file). Every file is still fsynced — that, not
+    the write-back hint, is the durability barrier, and it reports the file's own errors.
+    Renames follow, then one directory fsync per directory.
     """
-    anchor = _open_anchor(fs, [r for r in requests if r.durable])
-    try:
-        _publish_many(fs, requests, anchor)
-    finally:
-        if anchor is not None:
-            with contextlib.suppress(OSError):
-                fs.close(anchor[0])
-
-
-def _publish_many(fs: FileSystem, requests: list[PublishRequest],
-                  anchor: tuple[int, int] | None) -> None:
     live: list[PublishRequest] = []
     for req in requests:
         try:
@@ -285,21 +258,18 @@ def _publish_many(fs: FileSystem, requests: list[PublishRequest],
             if req.tmp is not None:
                 req.tmp.discard()
     durable = [r for r in live if r.durable]
-    grouped: list[PublishRequest] = []
-    if anchor is not None and len(durable) > 1:
-        for req in durable:
-            assert req.tmp is not None and req.tmp.fd is not None
-            if fs.fstat(req.tmp.fd).st_dev == anchor[1]:
-                grouped.append(req)
-                req.tmp.synced = True
-        try:
-            with step("fsync (syncfs)", durable[0].path, durability=True):
-                fs.syncfs(anchor[0])
-        except BaseException as exc:
-            for req in grouped:
-                req.error = exc
-                assert req.tmp is not None
-                req.tmp.discard()
+    if len(durable) > 1:
+        for wait in (False, True):  # start every write-back, then wait for all of them
+            for req in durable:
+                if req.error is None:
+                    try:
+                        assert req.tmp is not None and req.tmp.fd is not None
+                        with step("write back", req.tmp.path, durability=True):
+                            fs.writeback(req.tmp.fd, wait=wait)
+                    except BaseException as exc:
+                        req.error = exc
+                        assert req.tmp is not None
+                        req.tmp.discard()
     for req in durable:
         if req.error is None:
             try:

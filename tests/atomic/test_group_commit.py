@@ -13,16 +13,12 @@ import pytest
 
 import aiostore
 from aiostore import errors
-from aiostore._io import groupsync
 from aiostore._io.base import use_fs
 from aiostore._io.faulty import FaultyFileSystem
 from aiostore.atomic import batch
 from tests.conftest import temp_files, wait_until
 
 pytestmark = pytest.mark.anyio
-
-needs_syncfs = pytest.mark.skipif(not groupsync.SYNCFS_OK, reason="syncfs group commit is off")
-
 
 class GatedFS(FaultyFileSystem):
     """Holds the first file fsync until released, so the next writers queue up."""
@@ -56,10 +52,9 @@ async def _write_json_via_write(path: Path, obj: object) -> None:
     await aiostore.write(obj, path)
 
 
-@needs_syncfs
 @pytest.mark.parametrize("writer", [aiostore.write_json, _write_json_via_write],
                          ids=["write_json", "write"])
-async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path,
+async def test_queued_writes_share_write_back_and_one_dir_fsync(tmp_path: Path,
                                                                 writer: object) -> None:
     fs = GatedFS(tmp_path)
     with use_fs(fs):
@@ -69,8 +64,8 @@ async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path,
                 tg.start_soon(writer, tmp_path / f"{i}.json", {"i": i})  # type: ignore[arg-type]
             await wait_until(lambda: _queue_length(fs) >= 31)
             fs.gate.set()
-    assert fs.calls["fsync"] == 1  # the first writer, alone in its batch
-    assert fs.calls["syncfs"] == 1  # the 31 queued behind it, written back together
+    assert fs.calls["writeback"] == 2 * 31  # the 31 queued ones written back together
+    assert fs.calls["fsync"] == 32  # and each still fsynced
     assert fs.calls["fsync_dir"] == 2
     for i in range(32):
         assert (tmp_path / f"{i}.json").read_text() == f'{{"i": {i}}}'
@@ -79,13 +74,11 @@ async def test_queued_writes_share_one_syncfs_and_one_dir_fsync(tmp_path: Path,
         assert (tmp_path / f"{i}.json").read_text() == f'{{"i": {i}}}'
 
 
-@needs_syncfs
-async def test_failed_group_barrier_fails_every_write_in_it(tmp_path: Path) -> None:
-    fs = GatedFS(tmp_path)
+async def test_one_failed_fsync_in_a_batch_fails_that_write_alone(tmp_path: Path) -> None:
     for i in range(8):
         (tmp_path / f"{i}.json").write_text("old")
     fs = GatedFS(tmp_path)  # the old files are durable
-    fs.fail("syncfs", errno=errno.EIO)
+    fs.fail("fsync", nth=4, errno=errno.EIO)  # the 1st is the held writer's
     outcomes: dict[int, object] = {}
 
     async def write(i: int) -> None:
@@ -102,11 +95,13 @@ async def test_failed_group_barrier_fails_every_write_in_it(tmp_path: Path) -> N
                 tg.start_soon(write, i)
             await wait_until(lambda: _queue_length(fs) >= 7)
             fs.gate.set()
-    ok = [i for i, o in outcomes.items() if o == "ok"]
     failed = [i for i, o in outcomes.items() if o != "ok"]
-    assert len(ok) == 1 and len(failed) == 7
-    for i in failed:
-        assert (tmp_path / f"{i}.json").read_text() == "old"
+    assert len(failed) == 1
+    assert (tmp_path / f"{failed[0]}.json").read_text() == "old"
+    assert fs.calls["fsync_dir"] == 2
+    fs.crash()
+    for i in range(8):
+        assert (tmp_path / f"{i}.json").read_text() == ("old" if i in failed else f'{{"i": {i}}}')
     assert temp_files(tmp_path) == []
 
 
@@ -163,21 +158,3 @@ async def test_cancelling_queued_and_running_writes(tmp_path: Path) -> None:
         assert results[i] is None
         assert (tmp_path / f"{i}").read_bytes() == b"new"
     assert temp_files(tmp_path) == []
-
-
-async def test_no_syncfs_when_much_of_the_page_cache_is_dirty(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch
-                                                             ) -> None:
-    fs = GatedFS(tmp_path)
-    monkeypatch.setattr(fs, "dirty_bytes", lambda: groupsync.SYNCFS_MAX_DIRTY)
-    with use_fs(fs):
-        async with anyio.create_task_group() as tg:
-            await _start_held(tg, fs, aiostore.write_json, tmp_path / "0.json", 0)
-            for i in range(1, 8):
-                tg.start_soon(aiostore.write_json, tmp_path / f"{i}.json", i)
-            await wait_until(lambda: _queue_length(fs) >= 7)
-            fs.gate.set()
-    assert fs.calls["syncfs"] == 0
-    assert fs.calls["fsync"] == 8
-    fs.crash()
-    assert [(tmp_path / f"{i}.json").read_text() for i in range(8)] == [str(i) for i in range(8)]
