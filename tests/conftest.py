@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -56,3 +57,19 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None
     with anyio.fail_after(timeout):
         while not condition():  # noqa: ASYNC110 - the state is changed by other threads
             await anyio.sleep(0.001)
+
+
+class Gate:
+    """Holds every call of one file-system method until released (wraps ``fs.inner``)."""
+
+    def __init__(self, fs: FaultyFileSystem, method: str) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        real = getattr(fs.inner, method)
+
+        def gated(*args: Any) -> Any:
+            self.entered.set()
+            self.release.wait(10)
+            return real(*args)
+
+        setattr(fs.inner, method, gated)

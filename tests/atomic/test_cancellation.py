@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import anyio
@@ -11,7 +10,7 @@ import pytest
 
 import aiostore
 from aiostore._io.faulty import FaultyFileSystem
-from tests.conftest import temp_files
+from tests.conftest import Gate, temp_files
 
 pytestmark = pytest.mark.anyio
 
@@ -33,22 +32,13 @@ async def test_cancelled_during_the_write_completes_it(tmp_path: Path,
     """Once the worker started, the write finishes (durably) before the cancellation lands."""
     target = tmp_path / "f"
     target.write_bytes(b"old")
-    entered = threading.Event()
-    release = threading.Event()
-    real_replace = faulty.inner.replace
-
-    def slow_replace(src: str, dst: str) -> None:
-        entered.set()
-        release.wait(5)
-        real_replace(src, dst)
-
-    faulty.inner.replace = slow_replace  # type: ignore[method-assign]
+    gate = Gate(faulty, "replace")
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
             async def cancel_when_inside() -> None:
-                await anyio.to_thread.run_sync(entered.wait)
+                await anyio.to_thread.run_sync(gate.entered.wait)
                 scope.cancel()
-                release.set()
+                gate.release.set()
 
             tg.start_soon(cancel_when_inside)
             await aiostore.write_bytes(target, b"new")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import threading
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import anyio
@@ -14,7 +14,7 @@ import pytest
 import aiostore
 from aiostore import errors
 from aiostore._io.faulty import FaultyFileSystem
-from tests.conftest import temp_files
+from tests.conftest import Gate, temp_files
 
 pytestmark = pytest.mark.anyio
 
@@ -128,7 +128,7 @@ async def test_leaked_handle_warns(tmp_path: Path) -> None:
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
     assert len(temp_files(tmp_path)) == 1
-    await aiostore.sweep_temp_files(tmp_path, older_than=__import__("datetime").timedelta(0))
+    await aiostore.sweep_temp_files(tmp_path, older_than=timedelta(0))
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
@@ -137,27 +137,18 @@ async def test_native_cancel_during_commit_completes(tmp_path: Path,
     """A task cancelled while its commit runs: the commit finishes, then CancelledError."""
     target = tmp_path / "out.bin"
     target.write_bytes(b"old")
-    entered = threading.Event()
-    release = threading.Event()
-    real_fsync = faulty.inner.fsync
-
-    def slow_fsync(fd: int) -> None:
-        entered.set()
-        release.wait(5)
-        real_fsync(fd)
-
-    faulty.inner.fsync = slow_fsync  # type: ignore[method-assign]
+    gate = Gate(faulty, "fsync")
 
     async def writer() -> None:
         async with aiostore.atomic_open(target) as f:
             await f.write(b"new")
 
     task = asyncio.ensure_future(writer())
-    await anyio.to_thread.run_sync(entered.wait)
+    await anyio.to_thread.run_sync(gate.entered.wait)
     task.cancel()
     await asyncio.sleep(0)
     assert not task.done()
-    release.set()
+    gate.release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
     assert target.read_bytes() == b"new"
