@@ -14,12 +14,18 @@ from .atomic import write_json as write_json
 from .atomic import write_jsonl as write_jsonl
 from .atomic import write_text as write_text
 from .errors import AiostoreError as AiostoreError
+from .segments import DBEvent as DBEvent
+from .segments import ItemLocation as ItemLocation
+from .segments import SegmentDB as SegmentDB
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AiostoreError",
     "AtomicFile",
+    "DBEvent",
+    "ItemLocation",
+    "SegmentDB",
     "__version__",
     "atomic_open",
     "errors",

@@ -6,9 +6,15 @@ exception has the same meaning, the aiostore class derives from it too, so
 
     AiostoreError
     ├── InvalidArgumentError (ValueError)      bad arguments or configuration
-    │   └── UnknownFormatError                 no writer/reader for that format or suffix
+    │   ├── InvalidTypeError (TypeError)       an argument of the wrong type (e.g. not bytes)
+    │   ├── UnknownFormatError                 no writer/reader for that format or suffix
+    │   └── InvalidLocationError               an ItemLocation that names no stored item
     ├── SerializationError (TypeError, ValueError)  the object cannot be encoded
     ├── ClosedError (ValueError)               the handle or object is already closed
+    │   └── DatabaseClosedError                the SegmentDB is not running
+    ├── DatabaseLockedError                    another SegmentDB holds the directory
+    ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
+    ├── CorruptionError                        stored bytes fail their checksum or framing
     └── StorageError (OSError)                 the operating system refused an operation
         ├── NotFoundError (FileNotFoundError)
         ├── AlreadyExistsError (FileExistsError)
@@ -32,9 +38,15 @@ __all__ = [
     "AiostoreError",
     "AlreadyExistsError",
     "ClosedError",
+    "CorruptionError",
+    "DatabaseClosedError",
+    "DatabaseFailedError",
+    "DatabaseLockedError",
     "DiskFullError",
     "DurabilityError",
     "InvalidArgumentError",
+    "InvalidLocationError",
+    "InvalidTypeError",
     "IsADirectoryTargetError",
     "NotADirectoryTargetError",
     "NotFoundError",
@@ -52,8 +64,16 @@ class InvalidArgumentError(AiostoreError, ValueError):
     """An argument or a configuration value is invalid; nothing was changed."""
 
 
+class InvalidTypeError(InvalidArgumentError, TypeError):
+    """An argument has the wrong type (for example an item that is not bytes-like)."""
+
+
 class UnknownFormatError(InvalidArgumentError):
     """No writer or reader is registered for the requested format or file suffix."""
+
+
+class InvalidLocationError(InvalidArgumentError):
+    """The ItemLocation names no stored item: wrong, stale, trimmed or never written."""
 
 
 class SerializationError(AiostoreError, TypeError, ValueError):
@@ -62,6 +82,26 @@ class SerializationError(AiostoreError, TypeError, ValueError):
 
 class ClosedError(AiostoreError, ValueError):
     """The handle or object was already closed, committed or discarded."""
+
+
+class DatabaseClosedError(ClosedError):
+    """The SegmentDB is not running (not started yet, or stopped)."""
+
+
+class DatabaseLockedError(AiostoreError):
+    """Another SegmentDB — in this process or another — has the directory open for writing."""
+
+
+class DatabaseFailedError(AiostoreError):
+    """An earlier write or fsync failed; the SegmentDB refuses writes until it is reopened.
+
+    After a failed fsync the kernel may have dropped the data, so nothing written since the last
+    successful flush can be trusted; reopening runs recovery, which keeps what is really on disk.
+    """
+
+
+class CorruptionError(AiostoreError):
+    """Stored bytes fail their checksum or framing (disk corruption, or a foreign file)."""
 
 
 class StorageError(AiostoreError, OSError):

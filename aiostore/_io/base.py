@@ -44,6 +44,11 @@ class FileSystem(ABC):
         """Read up to ``size`` bytes at ``offset``."""
 
     @abstractmethod
+    def pread_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+        """Read like :meth:`pread` only if it needs no disk I/O (page-cache hit, Linux
+        ``RWF_NOWAIT``); None otherwise. The one call allowed on the event loop's thread."""
+
+    @abstractmethod
     def fsync(self, fd: int) -> None:
         """Make the file's data and metadata durable."""
 

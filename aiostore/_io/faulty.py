@@ -209,6 +209,10 @@ class FaultyFileSystem(FileSystem):
             with self._lock:
                 self._durable.data[st.st_ino] = (content, stat_mod.S_IMODE(st.st_mode))
 
+    def pread_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+        self._enter("pread", self._fd_path.get(fd, ""))
+        return self.inner.pread_nowait(fd, size, offset)
+
     def fsync(self, fd: int) -> None:
         self._record_file(fd, "fsync")
 

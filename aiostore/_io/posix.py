@@ -16,6 +16,7 @@ _RENAME_NOREPLACE = 1
 _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 _IOV_MAX = 1024
+_NOWAIT: int = getattr(os, "RWF_NOWAIT", 0)
 
 
 def _load_libc() -> ctypes.CDLL | None:
@@ -78,6 +79,20 @@ class PosixFileSystem(FileSystem):
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         return os.pread(fd, size, offset)
+
+    def pread_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
+        if not _NOWAIT:
+            return None
+        buf = bytearray(size)
+        try:
+            n = os.preadv(fd, [buf], offset, _NOWAIT)
+        except BlockingIOError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                return None
+            raise
+        return bytes(buf) if n == size else bytes(buf[:n])
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)

@@ -12,27 +12,18 @@ import os
 import re
 import secrets
 import stat as stat_mod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 
 from .._io.base import Buffer, FileSystem
 from .._io.groupsync import sync_dir
 from .._io.offload import Abort
-from ..errors import AlreadyExistsError, DurabilityError, IsADirectoryTargetError, storage_error
+from .._io.ops import ensure_dirs, step
+from ..errors import AlreadyExistsError, IsADirectoryTargetError, storage_error
 
 TEMP_SUFFIX = ".aiostore-tmp"
 #: ``.<target name>.<pid>.<8 hex>.aiostore-tmp`` — what :func:`sweep_temp_files` removes.
 TEMP_NAME = re.compile(r"^\..*\.(\d+)\.[0-9a-f]{8}" + re.escape(TEMP_SUFFIX) + r"$")
 _MAX_LINKS = 40
-
-
-@contextlib.contextmanager
-def step(action: str, path: str, *, durability: bool = False) -> Iterator[None]:
-    """Translate an ``OSError`` raised by the block into an aiostore :class:`StorageError`."""
-    try:
-        yield
-    except OSError as exc:
-        raise storage_error(exc, action, path,
-                            kind=DurabilityError if durability else None) from exc
 
 
 def temp_name(target: str) -> str:
@@ -61,37 +52,6 @@ def resolve_target(fs: FileSystem, path: str) -> tuple[str, os.stat_result | Non
             raise IsADirectoryTargetError(errno.EISDIR, "the target is a directory", p)
         return p, st
     raise storage_error(OSError(errno.ELOOP, "too many levels of symbolic links"), "resolve", p)
-
-
-def ensure_dirs(fs: FileSystem, directory: str, durable: bool) -> None:
-    """Create missing parent directories; with ``durable``, make each new name durable."""
-    missing: list[str] = []
-    d = directory
-    while True:
-        try:
-            with step("stat", d):
-                st = fs.stat(d)
-        except FileNotFoundError:
-            missing.append(d)
-            parent = os.path.dirname(d)
-            if parent == d:
-                raise
-            d = parent
-            continue
-        if not stat_mod.S_ISDIR(st.st_mode):
-            raise storage_error(OSError(errno.ENOTDIR, "a parent path is not a directory"),
-                                "create directory", d)
-        break
-    for m in reversed(missing):
-        try:
-            with step("create directory", m):
-                fs.mkdir(m)
-        except FileExistsError:
-            pass  # created concurrently; stat above will have caught a non-directory
-    if durable:
-        for m in reversed(missing):
-            with step("fsync directory", os.path.dirname(m), durability=True):
-                sync_dir(fs, os.path.dirname(m))
 
 
 class TempFile:

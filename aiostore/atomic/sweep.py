@@ -10,9 +10,10 @@ from datetime import timedelta
 
 from .._io.base import current_fs
 from .._io.offload import run_commit
+from .._io.ops import step
 from ..errors import InvalidArgumentError
 from ._paths import StrPath, fspath
-from .publish import TEMP_NAME, step
+from .publish import TEMP_NAME
 
 __all__ = ["sweep_temp_files"]
 
