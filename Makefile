@@ -1,12 +1,13 @@
 # Two commands on a fresh machine with only Python 3 and make:
 #   make run    create .venv, install aiostore, run examples/quickstart.py on a local directory
 #   make test   create .venv, install the test extras, run every test and the lint/type checks
+#   make bench  every benchmark (bench-writers, then bench-segmentdb), each in .venv-bench
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench clean
+.PHONY: run test lint typecheck pytest bench bench-writers bench-segmentdb clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -29,8 +30,18 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-bench:
+bench: bench-writers bench-segmentdb
+
+bench-writers:
 	$(PYTHON) benchmarks/bench_writers.py
+
+bench-segmentdb:
+	$(PYTHON) benchmarks/bench_segmentdb.py
+
+# one benchmark at a time, even under `make -j bench`: they measure the same disk and CPUs
+ifneq ($(filter bench,$(MAKECMDGOALS)),)
+bench-segmentdb: bench-writers
+endif
 
 clean:
 	rm -rf $(VENV) .venv-bench .pytest_cache .mypy_cache .ruff_cache *.egg-info

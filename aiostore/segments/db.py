@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import os
 import signal
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -166,6 +165,8 @@ class SegmentDB:
         self._fs = current_fs()
         self._state = "new"
         self._failed: BaseException | None = None
+        self._lost = 0  # items dropped by a failed flush (reported at stop)
+        self._inline_reads = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._wake: asyncio.Event | None = None
@@ -207,9 +208,21 @@ class SegmentDB:
             raise InvalidArgumentError("the SegmentDB is already running")
         self._loop = asyncio.get_running_loop()
         fs = self._fs
-        state = await run_commit(functools.partial(
-            open_directory, fs, self.path, prefix=self.file_prefix, padding=self.file_padding,
-            create=self.create_if_not_exists, read_only=self.read_only))
+        opened: list[OpenState] = []
+
+        def open_it() -> OpenState:
+            state = open_directory(fs, self.path, prefix=self.file_prefix,
+                                   padding=self.file_padding, create=self.create_if_not_exists,
+                                   read_only=self.read_only)
+            opened.append(state)
+            return state
+
+        try:
+            state = await run_commit(open_it)
+        except asyncio.CancelledError:
+            if opened:  # opened after all: close it again, then let the cancellation through
+                await _uncancellable(run_commit(_close_state, fs, opened[0]))
+            raise
         self._lock_fd = state.lock_fd
         self._indices = set(state.indices)
         self._reset_counters(state.last, state.end)
@@ -235,25 +248,26 @@ class SegmentDB:
         :class:`~aiostore.errors.DatabaseClosedError`. A stopped database can be started again.
         Cancellation: the stop runs to completion first (it is shielded).
         """
+        if self._state == "running":
+            self._state = "stopping"
+            self._stop_task = asyncio.ensure_future(self._stop())
         if self._state == "stopping" and self._stop_task is not None:
-            await asyncio.shield(self._stop_task)
-            return
-        if self._state != "running":
-            return
-        self._state = "stopping"
-        self._stop_task = asyncio.ensure_future(self._stop())
-        await asyncio.shield(self._stop_task)
+            await _uncancellable(self._stop_task)
 
     async def _stop(self) -> None:
-        lost = 0
         try:
             if self._flusher is not None:
                 assert self._wake is not None
                 self._wake.set()
                 with contextlib.suppress(BaseException):
                     await self._flusher
-            lost = len(self._pending) if self._failed is not None else 0
+            if self._failed is not None:
+                self._lost += len(self._pending)
+                self._pending = {}
+            elif self._flushed_seq and self._writer is not None:
+                await self._seal_last_flush()
         finally:
+            _unregister_signals(self)
             fds = list(self._read_fds.values()) + self._closing
             self._read_fds.clear()
             self._closing = []
@@ -274,7 +288,8 @@ class SegmentDB:
             await run_commit(close_all)
             self._fail_waiters(DatabaseClosedError("the SegmentDB was stopped"))
             self._state = "stopped"
-            detail = f"; {lost} buffered items were not written (failed)" if lost else ""
+            lost, self._lost = self._lost, 0
+            detail = (f"; {lost} items were never written (a flush failed)" if lost else "")
             self.events.fire(DBEvent("stop", f"stopped {self.path}{detail}"))
 
     async def __aenter__(self) -> SegmentDB:
@@ -402,6 +417,8 @@ class SegmentDB:
         assert self._wake is not None
         wake = self._wake
         while True:
+            if self._failed is not None:
+                return  # poisoned: nothing more is written
             if not self._pending and self._state == "running":
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), self.flush_interval)
@@ -429,6 +446,7 @@ class SegmentDB:
             await run_commit(self._writer.write, groups)
         except BaseException as exc:
             self._inflight = {}
+            self._lost += len(batch)
             self._failed = exc
             err = DatabaseFailedError(f"flushing {len(batch)} items failed: {exc}; the "
                                       "SegmentDB refuses writes until it is reopened")
@@ -454,6 +472,19 @@ class SegmentDB:
             first=ItemLocation(first[0], first[1], len(batch[first])),
             last=ItemLocation(last[0], last[1], len(batch[last])),
             count=len(batch), size=sum(len(v) for v in batch.values())))
+
+    async def _seal_last_flush(self) -> None:
+        """A clean stop appends one more flush marker: it proves the last flush complete, so
+        recovery treats damage there as corruption, not as a torn tail."""
+        assert self._writer is not None
+        try:
+            await run_commit(self._writer.write, [(self._index, self._end, [_MARKER])])
+        except OSError as exc:
+            self.events.fire(DBEvent("failure", f"writing the stop marker failed: {exc}",
+                                     error=exc))
+            return
+        self._end += FLUSH_MARKER_SIZE
+        self._flushed_ends[self._index] = self._end
 
     @staticmethod
     def _frame(batch: dict[_Key, bytes]) -> list[tuple[int, int, list[Buffer]]]:
@@ -505,14 +536,26 @@ class SegmentDB:
         else:
             self._read_fds.move_to_end(location.index)
         n = RECORD_HEADER_SIZE + location.size
-        raw = self._fs.pread_nowait(fd, n, location.position)
+        with step("read", self._segment_path(location.index)):
+            raw = self._fs.pread_nowait(fd, n, location.position)
         if raw is None:
             self._reads_in_flight += 1
             try:
-                raw = await run_sync(self._fs.pread, fd, n, location.position)
+                raw = await run_sync(self._pread, fd, n, location)
             finally:
                 self._reads_in_flight -= 1
+        else:
+            self._inline_reads += 1
+            if self._inline_reads % 64 == 0:
+                await asyncio.sleep(0)  # a reader served from the page cache still yields
         return self._decode(location, raw)
+
+    def _segment_path(self, index: int) -> str:
+        return os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
+
+    def _pread(self, fd: int, n: int, location: ItemLocation) -> bytes:
+        with step("read", self._segment_path(location.index)):
+            return self._fs.pread(fd, n, location.position)
 
     async def read_many(self, locations: Iterable[ItemLocation]) -> list[bytes]:
         """The items at ``locations``, in order; disk misses are read in one worker hop."""
@@ -541,14 +584,23 @@ class SegmentDB:
             else:
                 out.append(self._decode(loc, raw))
         if misses:
-            for index in {loc.index for _, loc in misses} - set(self._read_fds):
-                await self._open_read_fd(index)
-            fds = {loc.index: self._read_fds[loc.index] for _, loc in misses}
+            cached = {loc.index: self._read_fds[loc.index] for _, loc in misses
+                      if loc.index in self._read_fds}
             fs = self._fs
 
             def read_all() -> list[bytes]:
-                return [fs.pread(fds[loc.index], RECORD_HEADER_SIZE + loc.size, loc.position)
-                        for _, loc in misses]
+                own: dict[int, int] = {}
+                try:
+                    result = []
+                    for _, loc in misses:
+                        fd = cached.get(loc.index) or own.get(loc.index)
+                        if fd is None:
+                            fd = own[loc.index] = self._open_segment(loc.index)
+                        result.append(self._pread(fd, RECORD_HEADER_SIZE + loc.size, loc))
+                    return result
+                finally:
+                    for fd in own.values():
+                        fs.close(fd)
 
             self._reads_in_flight += 1
             try:
@@ -573,18 +625,17 @@ class SegmentDB:
                 loc.position + RECORD_HEADER_SIZE + loc.size > end:
             raise InvalidLocationError(f"{loc} was never written")
 
+    def _open_segment(self, index: int) -> int:
+        name = self._segment_path(index)
+        try:
+            with step("open segment", name):
+                return self._fs.open(name, os.O_RDONLY)
+        except NotFoundError:
+            raise InvalidLocationError(f"segment {index} does not exist") from None
+
     async def _open_read_fd(self, index: int) -> int:
-        name = os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
         fs = self._fs
-
-        def open_ro() -> int:
-            try:
-                with step("open segment", name):
-                    return fs.open(name, os.O_RDONLY)
-            except NotFoundError:
-                raise InvalidLocationError(f"segment {index} does not exist") from None
-
-        fd = await run_sync(open_ro)
+        fd = await run_sync(self._open_segment, index)
         old = self._read_fds.get(index)
         if old is not None:  # opened concurrently: keep one
             await run_sync(fs.close, fd)
@@ -613,6 +664,7 @@ class SegmentDB:
                    ) -> AsyncIterator[tuple[ItemLocation, bytes]]:
         """Every item in order, as ``(location, data)``: from disk, then the unflushed ones.
 
+        Items added while the scan runs are included up to the moment it reaches the end.
         ``start`` resumes at that location (included). Damaged data raises
         :class:`~aiostore.errors.CorruptionError` (never skipped silently).
         Cancellation: safe at any point.
@@ -620,58 +672,82 @@ class SegmentDB:
         self._check_running()
         if start is not None:
             self._key(start)
-        first_index = start.index if start is not None else min(self._indices, default=0)
+        index = start.index if start is not None else min(self._indices, default=0)
         offset = start.position if start is not None else SEGMENT_HEADER_SIZE
-        fs = self._fs
-        index = first_index
-        while index <= self._index:
-            if index not in self._indices and index != self._index:
-                index += 1
-                offset = SEGMENT_HEADER_SIZE
-                continue
-            end = self._flushed_ends.get(index)
-            async for loc, data in self._scan_segment(fs, index, offset, end):
-                yield loc, data
-            index += 1
-            offset = SEGMENT_HEADER_SIZE
-        for key, data in list(self._inflight.items()) + list(self._pending.items()):
-            if start is None or key >= (start.index, start.position):
-                yield ItemLocation(key[0], key[1], len(data)), data
-
-    async def _scan_segment(self, fs: FileSystem, index: int, offset: int, end: int | None
-                            ) -> AsyncIterator[tuple[ItemLocation, bytes]]:
-        name = os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
         while True:
-            limit = _SCAN_CHUNK if end is None else min(_SCAN_CHUNK, end - offset)
-            if limit <= 0:
-                return
+            if index < self._index and index not in self._indices:
+                index, offset = index + 1, SEGMENT_HEADER_SIZE  # a dropped index
+                continue
+            end = self._flushed_ends.get(index) if not self.read_only else None
+            if index < self._index or end is None or offset < end:
+                cursor = [offset]
+                async for loc, data in self._scan_segment(index, cursor, end):
+                    yield loc, data
+                offset = cursor[0]
+                if index < self._index or end is None:
+                    if index >= self._index:
+                        break
+                    index, offset = index + 1, SEGMENT_HEADER_SIZE
+                    continue
+                if offset < self._flushed_ends.get(index, offset):
+                    continue  # a flush landed while we read: read it too
+                offset = max(offset, end)
+            # caught up with the disk: what is in RAM now, taken in the same loop step
+            ram = list(self._inflight.items()) + list(self._pending.items())
+            for (i, pos), data in ram:
+                if (i, pos) >= (index, offset):
+                    yield ItemLocation(i, pos, len(data)), data
+            break
 
-            def read_chunk(at: int = offset, n: int = limit) -> bytes:
-                with step("read segment", name):
-                    fd = fs.open(name, os.O_RDONLY)
-                    try:
+    async def _scan_segment(self, index: int, cursor: list[int], end: int | None
+                            ) -> AsyncIterator[tuple[ItemLocation, bytes]]:
+        """Records of one segment from ``cursor[0]`` to ``end`` (or EOF); ``cursor[0]`` follows
+        the bytes consumed (markers included)."""
+        name = self._segment_path(index)
+        offset = cursor[0]
+        fs = self._fs
+        fd = await run_sync(self._open_segment, index)
+        try:
+            want = _SCAN_CHUNK
+            while True:
+                limit = want if end is None else min(want, end - offset)
+                if limit <= 0:
+                    return
+
+                def read_chunk(at: int = offset, n: int = limit) -> bytes:
+                    with step("read segment", name):
                         return fs.pread(fd, n, at)
-                    finally:
-                        fs.close(fd)
 
-            buf = await run_sync(read_chunk)
-            if not buf:
+                buf = await run_sync(read_chunk)
+                if not buf:
+                    return
+                consumed = 0
+                try:
+                    for rec in iter_records(buf, offset):
+                        consumed = rec.offset - offset + RECORD_HEADER_SIZE + len(rec.payload)
+                        if rec.flags == FLAG_ITEM:
+                            yield (ItemLocation(index, rec.offset, len(rec.payload)),
+                                   bytes(rec.payload))
+                except BadRecord as exc:
+                    raise CorruptionError(f"segment {index}: {exc}") from None
+                if consumed:
+                    offset += consumed
+                    cursor[0] = offset
+                    want = _SCAN_CHUNK
+                    continue
+                if len(buf) < limit:
+                    if end is not None and offset < end:
+                        raise CorruptionError(f"segment {index}: cut off at offset {offset}")
+                    return  # the end of a segment being written
+                if len(buf) >= RECORD_HEADER_SIZE:  # a record larger than the window
+                    _, _, length, _ = RECORD_HEADER.unpack_from(buf)
+                    want = RECORD_HEADER_SIZE + length
+                    if want <= len(buf):
+                        raise CorruptionError(f"segment {index}: bad record at {offset}")
+                    continue
                 return
-            consumed = 0
-            try:
-                for rec in iter_records(buf, offset):
-                    consumed = rec.offset - offset + RECORD_HEADER_SIZE + len(rec.payload)
-                    if rec.flags == FLAG_ITEM:
-                        yield (ItemLocation(index, rec.offset, len(rec.payload)),
-                               bytes(rec.payload))
-            except BadRecord as exc:
-                raise CorruptionError(f"segment {index}: {exc}") from None
-            if consumed == 0:
-                if len(buf) < limit or end is None:
-                    return  # a partial record at the end of a file being written
-                raise CorruptionError(f"segment {index}: a record at {offset} is larger than "
-                                      "the scan window")
-            offset += consumed
+        finally:
+            await run_sync(fs.close, fd)
 
     # --- signals -----------------------------------------------------------------------------
     def install_signal_handlers(self, signals: Iterable[int] = (signal.SIGTERM, signal.SIGINT),
@@ -679,37 +755,108 @@ class SegmentDB:
         """On SIGTERM/SIGINT: flush, stop cleanly, then (``exit=True``) die of the signal.
 
         Uses ``loop.add_signal_handler``: the handler only schedules :meth:`stop` on the loop,
-        never file I/O inside a signal handler. With ``exit=True`` the signal's default action
-        is restored and the signal re-raised once stopped (the exit status says "terminated by
-        SIGTERM", as without a handler); with ``exit=False`` the database just stops.
+        never file I/O inside a signal handler. Several databases on one loop may install
+        handlers: a signal stops them all. With ``exit=True`` the signal's previous disposition
+        is set to its default and the signal re-raised once every database stopped (the process ends
+        "terminated by SIGTERM", as without a handler); with ``exit=False`` the databases just
+        stop. The handlers are removed when the database stops.
         """
         self._check_running()
         assert self._loop is not None
-        self._exit_on_signal = exit
-        for sig in signals:
-            self._loop.add_signal_handler(sig, self._signal_received, sig)
+        _register_signals(self._loop, self, tuple(signals), exit)
 
     def on_stop_signal(self, signum: int, frame: FrameType | None = None) -> None:
         """For ``signal.signal(SIGTERM, db.on_stop_signal)``, as in aiodiskdb: only schedules
-        the same clean stop on the event loop (thread-safe); no I/O in the handler."""
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._signal_received, signum)
+        the same clean stop on the event loop (thread-safe); no I/O in the handler, and the
+        process is not ended (the application decides what happens next)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._schedule_stop)
 
-    def _signal_received(self, signum: int) -> None:
-        if self._state != "running" or self._loop is None:
-            return
-        task = self._loop.create_task(self._stop_on_signal(signum))
-        self.events._tasks.add(task)
-        task.add_done_callback(self.events._tasks.discard)
+    def _schedule_stop(self) -> None:
+        if self._state == "running" and self._loop is not None:
+            task = self._loop.create_task(self.stop())
+            self.events._tasks.add(task)
+            task.add_done_callback(self.events._tasks.discard)
 
-    async def _stop_on_signal(self, signum: int) -> None:
-        await self.stop()
-        if getattr(self, "_exit_on_signal", True):
-            assert self._loop is not None
+
+_SignalKey = tuple[asyncio.AbstractEventLoop, int]
+_signal_dbs: dict[_SignalKey, tuple[set[SegmentDB], bool]] = {}
+
+
+def _register_signals(loop: asyncio.AbstractEventLoop, db: SegmentDB,
+                      signals: tuple[int, ...], exit: bool) -> None:
+    for sig in signals:
+        key = (loop, sig)
+        if key not in _signal_dbs:
+            _signal_dbs[key] = (set(), exit)
+            loop.add_signal_handler(sig, _on_signal, loop, sig)
+        dbs, was_exit = _signal_dbs[key]
+        dbs.add(db)
+        _signal_dbs[key] = (dbs, was_exit or exit)
+
+
+def _unregister_signals(db: SegmentDB) -> None:
+    for key, (dbs, _) in list(_signal_dbs.items()):
+        dbs.discard(db)
+        if not dbs and not _signal_stopping.get(key):
+            del _signal_dbs[key]
             with contextlib.suppress(Exception):
-                self._loop.remove_signal_handler(signum)
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
+                key[0].remove_signal_handler(key[1])
+
+
+_signal_stopping: dict[_SignalKey, bool] = {}
+
+
+def _on_signal(loop: asyncio.AbstractEventLoop, sig: int) -> None:
+    key = (loop, sig)
+    if _signal_stopping.get(key) or key not in _signal_dbs:
+        return
+    _signal_stopping[key] = True
+    dbs, exit = _signal_dbs[key]
+
+    async def stop_all() -> None:
+        try:
+            await asyncio.gather(*(db.stop() for db in list(dbs)), return_exceptions=True)
+        finally:
+            _signal_stopping.pop(key, None)
+            _signal_dbs.pop(key, None)
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        if exit:
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+
+    task = loop.create_task(stop_all())
+    _signal_tasks.add(task)
+    task.add_done_callback(_signal_tasks.discard)
+
+
+_signal_tasks: set[asyncio.Task[None]] = set()
+
+
+async def _uncancellable(aw: Awaitable[Any]) -> Any:
+    """Await ``aw`` to the end even if cancelled meanwhile; then re-raise the cancellation."""
+    task = asyncio.ensure_future(aw)
+    cancelled = False
+    while True:
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return result
+
+
+def _close_state(fs: FileSystem, state: OpenState) -> None:
+    for fd in (state.write_fd, state.lock_fd):
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                fs.close(fd)
 
 
 def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:

@@ -8,9 +8,12 @@ Recovery of the last segment (LevelDB's log-reader policy, sharpened by flush ma
 
 * records are verified from the header on; at the first bad one (bad magic, checksum, or cut
   off) the rest of the file is searched for valid records;
-* if a valid **flush marker** follows the damage, a flush that completed after the damaged bytes
-  were written proves they had been made durable: that is corruption in the middle. It is
-  reported (never silently skipped) and the records after it are kept;
+* every flush ends with a flush marker, and flushes are sequential (each one's fdatasync
+  returns before the next is written). The damaged flush's own marker proves nothing (it was
+  written in the same ``pwritev``), but a *second* valid marker after the damage belongs to a
+  later flush, which proves the damaged bytes had been made durable: that is corruption in
+  the middle. It is reported (never silently skipped) and the records after it are kept. (A
+  clean stop appends one extra marker, so the last flush before it is covered too);
 * otherwise the damage belongs to the last, incomplete flush — a torn tail, which was never
   acknowledged as durable — and the file is truncated there. What was dropped is reported.
 """
@@ -29,6 +32,7 @@ from .._io.ops import ensure_dirs, step
 from ..errors import CorruptionError, DatabaseLockedError, NotFoundError
 from .format import (
     FLAG_FLUSH,
+    FORMAT_VERSION,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     BadRecord,
@@ -36,8 +40,6 @@ from .format import (
     check_record,
     find_next_record,
 )
-
-LOCK_NAME = "LOCK"
 
 
 @dataclass
@@ -82,9 +84,9 @@ def list_segments(fs: FileSystem, path: str, prefix: str) -> dict[int, str]:
     return found
 
 
-def take_lock(fs: FileSystem, path: str) -> int:
-    """Open and lock ``path/LOCK`` (a kernel lock: released when the process dies)."""
-    lock_path = os.path.join(path, LOCK_NAME)
+def take_lock(fs: FileSystem, path: str, prefix: str) -> int:
+    """Open and lock ``path/<prefix>.LOCK`` (a kernel lock: released when the process dies)."""
+    lock_path = os.path.join(path, f"{prefix}.LOCK")
     with step("open lock file", lock_path):
         fd = fs.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -129,7 +131,7 @@ def open_directory(fs: FileSystem, path: str, *, prefix: str, padding: int, crea
         if not create or read_only:
             raise
         ensure_dirs(fs, path, durable=True)
-    lock_fd = None if read_only else take_lock(fs, path)
+    lock_fd = None if read_only else take_lock(fs, path, prefix)
     try:
         return _open_locked(fs, path, prefix, padding, create, read_only, lock_fd)
     except BaseException:
@@ -149,9 +151,17 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
         full = os.path.join(path, segments[last])
         with step("read segment", full):
             head = _read_head(fs, full)
-        if SegmentHeader.parse(head) is not None:
+        header = SegmentHeader.parse(head)
+        if header is not None:
+            if header.version != FORMAT_VERSION:
+                raise CorruptionError(f"{full} has format version {header.version}; this "
+                                      f"aiostore reads version {FORMAT_VERSION}")
             break
-        if len(head) < SEGMENT_HEADER_SIZE and not head.strip(b"\0") and not read_only:
+        being_created = len(head) < SEGMENT_HEADER_SIZE or not head.strip(b"\0")
+        if being_created and read_only:  # the writer is creating it right now: not there yet
+            del segments[last]
+            continue
+        if being_created:
             with step("remove incomplete segment", full):
                 fs.unlink(full)
                 sync_dir(fs, path)
@@ -225,7 +235,7 @@ def scan_tail(data: bytes, index: int) -> tuple[int, list[Damage], str | None]:
             rec = check_record(data, at, at)
         except BadRecord as exc:
             nxt = find_next_record(data, at + 1, 0)
-            if nxt is None or not _flush_marker_after(data, nxt):
+            if nxt is None or _flush_markers_after(data, nxt) < 2:
                 return end, damage, exc.reason
             damage.append(Damage(index, at, nxt, exc.reason))
             at = nxt
@@ -235,16 +245,17 @@ def scan_tail(data: bytes, index: int) -> tuple[int, list[Damage], str | None]:
     return end, damage, None
 
 
-def _flush_marker_after(data: bytes, at: int) -> bool:
-    """Whether a valid flush marker exists at or after ``at`` (through further damage)."""
+def _flush_markers_after(data: bytes, at: int) -> int:
+    """How many valid flush markers follow ``at`` (through further damage); stops at 2."""
+    count = 0
     pos: int | None = at
-    while pos is not None and pos < len(data):
+    while pos is not None and pos < len(data) and count < 2:
         try:
             rec = check_record(data, pos, pos)
         except BadRecord:
             pos = find_next_record(data, pos + 1, 0)
             continue
         if rec.flags == FLAG_FLUSH:
-            return True
+            count += 1
         pos += RECORD_HEADER_SIZE + len(rec.payload)
-    return False
+    return count
