@@ -246,6 +246,8 @@ class SegmentDB:
 
         Adds made before ``stop()`` was called are all flushed; adds after it raise
         :class:`~aiostore.errors.DatabaseClosedError`. A stopped database can be started again.
+        If a flush failed (now or earlier), the database is still closed and then
+        :class:`~aiostore.errors.DatabaseFailedError` says how many items were never written.
         Cancellation: the stop runs to completion first (it is shielded).
         """
         if self._state == "running":
@@ -274,23 +276,27 @@ class SegmentDB:
             writer, self._writer = self._writer, None
             lock_fd, self._lock_fd = self._lock_fd, None
 
-            def close_all() -> None:
+            def close_all() -> None:  # best effort: a failing close must not wedge stop()
                 for fd in fds:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(Exception):
                         self._fs.close(fd)
                 if writer is not None:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(Exception):
                         writer.close()
                 if lock_fd is not None:
-                    with contextlib.suppress(OSError):
+                    with contextlib.suppress(Exception):
                         self._fs.close(lock_fd)
 
             await run_commit(close_all)
             self._fail_waiters(DatabaseClosedError("the SegmentDB was stopped"))
             self._state = "stopped"
             lost, self._lost = self._lost, 0
+            failed = self._failed
             detail = (f"; {lost} items were never written (a flush failed)" if lost else "")
             self.events.fire(DBEvent("stop", f"stopped {self.path}{detail}"))
+        if lost:
+            raise DatabaseFailedError(f"stopped, but {lost} items were never written: {failed}"
+                                      ) from failed
 
     async def __aenter__(self) -> SegmentDB:
         await self.start()

@@ -332,7 +332,9 @@ async def test_fsync_failure_poisons_until_reopened(tmp_path: Path) -> None:
             await db.add(b"refused")
         assert failures and failures[0].error is not None
         assert fs.calls["fdatasync"] == 2  # never retried
-        await db.stop()
+        with pytest.raises(errors.DatabaseFailedError, match="1 items were never written"):
+            await db.stop()
+        assert not db.running
     async with SegmentDB(tmp_path / "db") as db2:
         assert await db2.read(kept) == b"kept"
         assert await db2.read(await db2.add(b"fresh")) == b"fresh"
