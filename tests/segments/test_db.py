@@ -399,3 +399,44 @@ async def test_awaitable_and_leak_warning(tmp_path: Path) -> None:
     db = await aiostore.SegmentDB(tmp_path)
     assert db.running
     await db.stop()
+
+
+async def test_one_signal_stops_every_database_and_handlers_go_away(tmp_path: Path) -> None:
+    import signal as sig
+
+    loop = asyncio.get_running_loop()
+    a = await SegmentDB(tmp_path / "a")
+    b = await SegmentDB(tmp_path / "b")
+    stopped: list[str] = []
+    a.events.on_stop = lambda e: stopped.append("a")
+    b.events.on_stop = lambda e: stopped.append("b")
+    la = await a.add(b"in a")
+    lb = await b.add(b"in b")
+    a.install_signal_handlers([sig.SIGUSR1], exit=False)
+    b.install_signal_handlers([sig.SIGUSR1], exit=False)
+    os.kill(os.getpid(), sig.SIGUSR1)
+    await wait_until(lambda: len(stopped) == 2)
+    assert sorted(stopped) == ["a", "b"]
+    assert not loop.remove_signal_handler(sig.SIGUSR1)  # already removed at stop
+    async with SegmentDB(tmp_path / "a") as a2, SegmentDB(tmp_path / "b") as b2:
+        assert await a2.read(la) == b"in a"
+        assert await b2.read(lb) == b"in b"
+
+
+async def test_no_blocking_call_on_the_loop(tmp_path: Path) -> None:
+    """Every file-system call runs in a worker, except the page-cache-only RWF_NOWAIT read."""
+    import threading
+
+    from tests.atomic.test_off_loop import ThreadCheckingFS
+
+    fs = ThreadCheckingFS(threading.get_ident())
+    with use_fs(fs):
+        async with SegmentDB(tmp_path, max_file_size=4096, max_buffer_items=10) as db:
+            locs = [await db.add(b"%d" % i * 50, durable=(i % 10 == 0)) for i in range(100)]
+            await db.flush()
+            assert len(await db.read_many(locs)) == 100
+            for loc in locs[::7]:
+                await db.read(loc)
+            _ = [x async for x in db.scan()]
+    assert fs.calls > 50
+    assert set(fs.on_loop) <= {"pread_nowait"}
