@@ -1067,25 +1067,32 @@ def machine() -> str:
             f"Python {platform.python_version()}; {versions}, SQLite {sqlite3.sqlite_version}")
 
 
-def _git_head() -> str:
-    """HEAD, and when aiostore/ differs from it a fingerprint of the difference (the package is
-    edited between commits: this says exactly which working tree was measured)."""
+def aiostore_tree() -> tuple[str, str]:
+    """Which aiostore was measured: (what to print, an identity of aiostore/'s content).
+
+    The package is edited between commits, so this is the commit plus, when aiostore/ differs
+    from it, a fingerprint of the difference; the identity changes only when aiostore/ does
+    (not when unrelated files are committed).
+    """
     def git(*args: str) -> str:
         return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
                               check=True).stdout
     try:
         head = git("rev-parse", "--short", "HEAD").strip()
+        tree = git("rev-parse", "HEAD:aiostore").strip()
         diff = git("diff", "HEAD", "--", "aiostore")
         untracked = git("ls-files", "--others", "--exclude-standard", "--", "aiostore").split()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return "unknown", "unknown"
     if not diff and not untracked:
-        return head
+        return head, tree
     digest = hashlib.sha256(diff.encode())
     for name in sorted(untracked):
         with contextlib.suppress(OSError):
             digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
-    return f"{head} + uncommitted changes to aiostore/ (fingerprint {digest.hexdigest()[:10]})"
+    fingerprint = digest.hexdigest()[:10]
+    return (f"{head} + uncommitted changes to aiostore/ (fingerprint {fingerprint})",
+            f"{tree}+{fingerprint}")
 
 
 NOTES = """\
@@ -1132,23 +1139,24 @@ How to read it:
 
 
 def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_docs: bool,
-           tree: str, load: str) -> None:
+           tree: tuple[str, str], load: str) -> None:
     """Print the table and targets; write the Markdown section into docs/benchmarks.md.
 
-    ``tree`` is :func:`_git_head` taken when the run started (before aiostore was imported),
+    ``tree`` is :func:`aiostore_tree` taken when the run started (before aiostore was imported),
     ``load`` the 1-minute load average then and at the end (the machines are shared: the
     plain-Python baselines show how fast the CPU was).
     """
-    now = _git_head()
-    if now != tree:
-        tree += f"; aiostore/ changed during the run (now: {now})"
+    measured, identity = tree
+    now = aiostore_tree()
+    if now[1] != identity:
+        measured += f"; aiostore/ changed during the run (now: {now[0]})"
     print()
     for line in table_lines(plan, markdown=False):
         print(line)
     print("\nratio = aiostore / peer: ↑ rates (higher is better), ↓ times (lower is better)\n")
     for line in target_lines(plan):
         print(line)
-    print(f"\n{machine()}\nload average {load}\naiostore: {tree}\ntotal {elapsed:.0f} s")
+    print(f"\n{machine()}\nload average {load}\naiostore: {measured}\ntotal {elapsed:.0f} s")
     if not write_docs:
         return
     section = "\n".join([
@@ -1158,7 +1166,7 @@ def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_do
         COMMAND,
         "```",
         "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {tree}, {elapsed:.0f} s in all.",
+        f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, {elapsed:.0f} s in all.",
         f"Machine: {machine()}; load average {load}.",
         "",
         *table_lines(plan, markdown=True),
@@ -1232,7 +1240,7 @@ def main(argv: Sequence[str]) -> None:
     default = (args.runs, args.adds, args.only) == (RUNS, ADDS, None)
     write_docs = default and not args.no_docs
     started = dt.datetime.now(dt.timezone.utc)
-    tree = _git_head()
+    tree = aiostore_tree()
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
     if WORK.exists():

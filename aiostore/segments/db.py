@@ -47,6 +47,9 @@ __all__ = ["SegmentDB"]
 _MiB = 1 << 20
 _READ_FDS = 128  # cached read descriptors (LRU)
 _SCAN_CHUNK = 4 * _MiB
+#: page-cache reads served inline between two yields to the loop: with 32 busy readers one
+#: loop round is ~32 x 16 reads (a few ms), not tens of ms
+_YIELD_EVERY = 16
 _MARKER = record_header(b"", FLAG_FLUSH)
 
 _Key = tuple[int, int]  # (index, position)
@@ -169,7 +172,8 @@ class SegmentDB:
         self._inline_reads = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
-        self._wake: asyncio.Event | None = None
+        self._flush_task: asyncio.Task[None] | None = None
+        self._flush_wanted = False
         self._stop_task: asyncio.Task[None] | None = None
         self._lock_fd: int | None = None
         self._writer: _Writer | None = None
@@ -229,8 +233,8 @@ class SegmentDB:
         self._failed = None
         if not self.read_only:
             self._writer = _Writer(fs, self.path, self.file_prefix, self.file_padding, state)
-            self._wake = asyncio.Event()
-            self._flusher = asyncio.create_task(self._flush_loop(), name=f"flusher {self.path}")
+            self._flusher = asyncio.create_task(self._interval_loop(),
+                                                name=f"flush timer {self.path}")
         self._state = "running"
         for line in state.dropped:
             self.events.fire(DBEvent("failure", f"recovery: {line}"))
@@ -259,10 +263,11 @@ class SegmentDB:
     async def _stop(self) -> None:
         try:
             if self._flusher is not None:
-                assert self._wake is not None
-                self._wake.set()
+                self._flusher.cancel()
                 with contextlib.suppress(BaseException):
                     await self._flusher
+            if self._writer is not None:
+                await self._drain()
             if self._failed is not None:
                 self._lost += len(self._pending)
                 self._pending = {}
@@ -372,13 +377,14 @@ class SegmentDB:
         self._seq += 1
         if self._pending_bytes >= self.max_buffer_size or \
                 len(self._pending) >= self.max_buffer_items:
-            assert self._wake is not None
-            self._wake.set()
-            if self._pending_bytes >= self.max_buffer_size and self._inflight:
-                await self._wait_seq(self._flushed_seq + 1)  # back-pressure
+            self._kick()
+            if self._pending_bytes >= self.max_buffer_size and self._flushing():
+                # back-pressure: at most one buffer in flight and one filling
+                assert self._flush_task is not None
+                await asyncio.shield(self._flush_task)
         if self._seq % self.max_buffer_items == 0 and not durable:
-            # a producer that never awaits anything else still lets the loop (and the flusher)
-            # run once per max_buffer_items adds
+            # a producer that never awaits anything else still lets the loop (and the flush
+            # it just kicked off) run once per max_buffer_items adds
             await asyncio.sleep(0)
         if durable:
             await self._flush_upto(self._seq)
@@ -394,9 +400,31 @@ class SegmentDB:
             await self._flush_upto(self._seq)
 
     async def _flush_upto(self, seq: int) -> None:
-        assert self._wake is not None
-        self._wake.set()
+        self._kick(force=True)
         await self._wait_seq(seq)
+
+    def _flushing(self) -> bool:
+        return self._flush_task is not None and not self._flush_task.done()
+
+    def _kick(self, *, force: bool = False) -> None:
+        """Start a flush now unless one runs (it will chain into the next one)."""
+        if force:
+            self._flush_wanted = True
+        if not self._flushing() and self._pending and self._failed is None:
+            assert self._loop is not None
+            self._flush_task = self._loop.create_task(self._flush_chain())
+
+    async def _flush_chain(self) -> None:
+        """Flush, and flush again while more is due: thresholds reached, someone waiting for
+        durability, or stopping. Otherwise the interval timer picks the rest up later."""
+        while self._pending and self._failed is None:
+            self._flush_wanted = False
+            await self._flush_once()
+            due = (self._flush_wanted or self._waiters or self._state != "running"
+                   or self._pending_bytes >= self.max_buffer_size
+                   or len(self._pending) >= self.max_buffer_items)
+            if not due:
+                return
 
     async def _wait_seq(self, seq: int) -> None:
         if self._flushed_seq >= seq:
@@ -419,22 +447,23 @@ class SegmentDB:
             if not fut.done():
                 fut.set_exception(exc)
 
-    async def _flush_loop(self) -> None:
-        assert self._wake is not None
-        wake = self._wake
+    async def _interval_loop(self) -> None:
+        """Flush whatever is buffered every ``flush_interval`` seconds."""
+        while self._state == "running" and self._failed is None:
+            await asyncio.sleep(self.flush_interval)
+            self._kick(force=True)
+
+    async def _drain(self) -> None:
+        """Flush until nothing is buffered (or a flush failed)."""
         while True:
-            if self._failed is not None:
-                return  # poisoned: nothing more is written
-            if not self._pending and self._state == "running":
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), self.flush_interval)
-            wake.clear()
-            if self._pending and self._failed is None:
-                await self._flush_once()
-            elif not self._pending and self._state == "running":
+            self._kick(force=True)
+            task = self._flush_task
+            if task is None or task.done():
+                if not self._pending or self._failed is not None:
+                    return
                 continue
-            if self._state != "running" and (not self._pending or self._failed is not None):
-                return
+            with contextlib.suppress(BaseException):
+                await task
 
     async def _flush_once(self) -> None:
         batch = self._pending
@@ -552,8 +581,8 @@ class SegmentDB:
                 self._reads_in_flight -= 1
         else:
             self._inline_reads += 1
-            if self._inline_reads % 64 == 0:
-                await asyncio.sleep(0)  # a reader served from the page cache still yields
+            if self._inline_reads % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # readers served from the page cache still yield
         return self._decode(location, raw)
 
     def _segment_path(self, index: int) -> str:
@@ -589,6 +618,23 @@ class SegmentDB:
                 out.append(None)
             else:
                 out.append(self._decode(loc, raw))
+                self._inline_reads += 1
+                if self._inline_reads % (_YIELD_EVERY * 8) == 0:
+                    await asyncio.sleep(0)
+        if misses:
+            wanted = {loc.index for _, loc in misses} - set(self._read_fds)
+            if len(wanted) <= _READ_FDS // 2:  # keep them: later reads take the inline path
+                for index in wanted:
+                    await self._open_read_fd(index)
+                still = []
+                for i, loc in misses:
+                    raw = self._fs.pread_nowait(self._read_fds[loc.index],
+                                                RECORD_HEADER_SIZE + loc.size, loc.position)
+                    if raw is None:
+                        still.append((i, loc))
+                    else:
+                        out[i] = self._decode(loc, raw)
+                misses = still
         if misses:
             cached = {loc.index: self._read_fds[loc.index] for _, loc in misses
                       if loc.index in self._read_fds}
