@@ -48,8 +48,10 @@ _MiB = 1 << 20
 _READ_FDS = 128  # cached read descriptors (LRU)
 _SCAN_CHUNK = 4 * _MiB
 #: page-cache reads served inline between two yields to the loop: with 32 busy readers one
-#: loop round is ~32 x 16 reads (a few ms), not tens of ms
-_YIELD_EVERY = 16
+#: loop round is ~32 x 4 reads (about a millisecond), not tens of ms
+_YIELD_EVERY = 4
+#: buffered adds between two yields to the loop for a producer that awaits nothing else
+_ADD_YIELD_EVERY = 256
 _MARKER = record_header(b"", FLAG_FLUSH)
 
 _Key = tuple[int, int]  # (index, position)
@@ -382,9 +384,9 @@ class SegmentDB:
                 # back-pressure: at most one buffer in flight and one filling
                 assert self._flush_task is not None
                 await asyncio.shield(self._flush_task)
-        if self._seq % self.max_buffer_items == 0 and not durable:
+        if self._seq % _ADD_YIELD_EVERY == 0 and not durable:
             # a producer that never awaits anything else still lets the loop (and the flush
-            # it just kicked off) run once per max_buffer_items adds
+            # it kicked off) run every _ADD_YIELD_EVERY adds
             await asyncio.sleep(0)
         if durable:
             await self._flush_upto(self._seq)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import re
 import uuid
 from dataclasses import dataclass, field
 
@@ -73,14 +72,15 @@ def segment_name(prefix: str, padding: int, index: int) -> str:
 
 def list_segments(fs: FileSystem, path: str, prefix: str) -> dict[int, str]:
     """Segment indices found in ``path`` -> file name. Other files are ignored."""
-    pattern = re.compile(rf"^{re.escape(prefix)}(\d+)\.dat$")
     with step("list directory", path):
         names = fs.listdir(path)
     found: dict[int, str] = {}
+    skip = len(prefix)
     for name in names:
-        m = pattern.match(name)
-        if m:
-            found[int(m.group(1))] = name
+        if name.endswith(".dat") and name.startswith(prefix):
+            digits = name[skip:-4]
+            if digits.isdigit() and digits.isascii():
+                found[int(digits)] = name
     return found
 
 
