@@ -415,7 +415,9 @@ async def test_one_signal_stops_every_database_and_handlers_go_away(tmp_path: Pa
     a.install_signal_handlers([sig.SIGUSR1], exit=False)
     b.install_signal_handlers([sig.SIGUSR1], exit=False)
     os.kill(os.getpid(), sig.SIGUSR1)
-    await wait_until(lambda: len(stopped) == 2)
+    from aiostore.segments import db as db_module
+
+    await wait_until(lambda: len(stopped) == 2 and not db_module._signal_tasks)
     assert sorted(stopped) == ["a", "b"]
     assert not loop.remove_signal_handler(sig.SIGUSR1)  # already removed at stop
     async with SegmentDB(tmp_path / "a") as a2, SegmentDB(tmp_path / "b") as b2:
