@@ -566,13 +566,8 @@ class SegmentDB:
         Cancellation: safe at any point.
         """
         self._check_running()
-        key = self._key(location)
-        data = self._pending.get(key)
-        if data is None:
-            data = self._inflight.get(key)
+        data = self._from_ram(location)
         if data is not None:
-            if len(data) != location.size:
-                raise InvalidLocationError(f"{location}: the item there has {len(data)} bytes")
             return data
         self._check_on_disk(location)
         fd = self._read_fds.get(location.index)
@@ -595,6 +590,16 @@ class SegmentDB:
                 await asyncio.sleep(0)  # readers served from the page cache still yield
         return self._decode(location, raw)
 
+    def _from_ram(self, location: ItemLocation) -> bytes | None:
+        """The item if it is still buffered or being flushed; None if it must come from disk."""
+        key = self._key(location)
+        data = self._pending.get(key)
+        if data is None:
+            data = self._inflight.get(key)
+        if data is not None and len(data) != location.size:
+            raise InvalidLocationError(f"{location}: the item there has {len(data)} bytes")
+        return data
+
     def _segment_path(self, index: int) -> str:
         return os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
 
@@ -609,13 +614,8 @@ class SegmentDB:
         out: list[bytes | None] = []
         misses: list[tuple[int, ItemLocation]] = []
         for i, loc in enumerate(locs):
-            key = self._key(loc)
-            data = self._pending.get(key)
-            if data is None:
-                data = self._inflight.get(key)
+            data = self._from_ram(loc)
             if data is not None:
-                if len(data) != loc.size:
-                    raise InvalidLocationError(f"{loc}: the item there has {len(data)} bytes")
                 out.append(data)
                 continue
             self._check_on_disk(loc)
