@@ -2,7 +2,7 @@
 
 Concurrent ``write_bytes``/``write_text``/``write_json``/``write`` (bytes, text, JSON) calls
 queue up; whoever holds the batch lock takes everything queued and runs it as one worker hop
-(:func:`~aiostore.atomic.publish.publish_many`), so N concurrent writes share their fsyncs. A
+(:func:`~aiostore._io.publish.publish_many`), so N concurrent writes share their fsyncs. A
 writer alone runs a batch of one: the plain recipe, no waiting.
 
 Cancellation: a request still queued is removed (nothing happens); one taken into a batch is
@@ -20,7 +20,7 @@ import anyio.lowlevel
 
 from .._io.base import Buffer, FileSystem, current_fs
 from .._io.offload import run_commit
-from .publish import PublishRequest, publish_many
+from .._io.publish import PublishRequest, publish_many
 
 __all__ = ["publish_whole"]
 

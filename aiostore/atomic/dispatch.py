@@ -12,12 +12,12 @@ import anyio.lowlevel
 from .._io.base import Buffer, current_fs
 from .._io.offload import Abort, run_commit, run_sync
 from .._io.ops import step
+from .._io.publish import TempFile
 from ..errors import InvalidArgumentError, SerializationError, UnknownFormatError
 from . import encoders, frames
 from ._paths import StrPath, check_mode, fspath
 from .batch import publish_whole
 from .formats import FORMATS, Format, format_from_path, lookup_format
-from .publish import TempFile
 from .writers import _dumps
 
 __all__ = ["read", "write"]

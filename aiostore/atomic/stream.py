@@ -12,9 +12,9 @@ import anyio
 
 from .._io.base import Buffer, current_fs
 from .._io.offload import run_commit
+from .._io.publish import TempFile
 from ..errors import ClosedError, InvalidArgumentError, SerializationError
 from ._paths import StrPath, check_mode, fspath
-from .publish import TempFile
 
 __all__ = ["AtomicFile", "atomic_open"]
 

@@ -11,9 +11,9 @@ from datetime import timedelta
 from .._io.base import current_fs
 from .._io.offload import run_commit
 from .._io.ops import step
+from .._io.publish import TEMP_NAME
 from ..errors import InvalidArgumentError
 from ._paths import StrPath, fspath
-from .publish import TEMP_NAME
 
 __all__ = ["sweep_temp_files"]
 

@@ -14,11 +14,11 @@ import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 
-from .._io.base import Buffer, FileSystem
-from .._io.groupsync import sync_dir
-from .._io.offload import Abort
-from .._io.ops import ensure_dirs, step
 from ..errors import AlreadyExistsError, IsADirectoryTargetError, storage_error
+from .base import Buffer, FileSystem
+from .groupsync import sync_dir
+from .offload import Abort
+from .ops import ensure_dirs, step
 
 TEMP_SUFFIX = ".aiostore-tmp"
 #: ``.<target name>.<pid>.<8 hex>.aiostore-tmp`` — what :func:`sweep_temp_files` removes.
