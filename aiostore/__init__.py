@@ -15,8 +15,10 @@ from .atomic import write_jsonl as write_jsonl
 from .atomic import write_text as write_text
 from .errors import AiostoreError as AiostoreError
 from .segments import DBEvent as DBEvent
+from .segments import DBStats as DBStats
 from .segments import ItemLocation as ItemLocation
 from .segments import SegmentDB as SegmentDB
+from .segments import Transaction as Transaction
 
 __version__ = "0.1.0"
 
@@ -24,8 +26,10 @@ __all__ = [
     "AiostoreError",
     "AtomicFile",
     "DBEvent",
+    "DBStats",
     "ItemLocation",
     "SegmentDB",
+    "Transaction",
     "__version__",
     "atomic_open",
     "errors",

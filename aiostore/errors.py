@@ -8,10 +8,13 @@ exception has the same meaning, the aiostore class derives from it too, so
     ├── InvalidArgumentError (ValueError)      bad arguments or configuration
     │   ├── InvalidTypeError (TypeError)       an argument of the wrong type (e.g. not bytes)
     │   ├── UnknownFormatError                 no writer/reader for that format or suffix
-    │   └── InvalidLocationError               an ItemLocation that names no stored item
+    │   ├── InvalidLocationError               an ItemLocation that names no stored item
+    │   └── SafetyCheckError                   a trim's safety_check does not match the data
     ├── SerializationError (TypeError, ValueError)  the object cannot be encoded
     ├── ClosedError (ValueError)               the handle or object is already closed
-    │   └── DatabaseClosedError                the SegmentDB is not running
+    │   ├── DatabaseClosedError                the SegmentDB is not running
+    │   └── TransactionClosedError             the transaction was committed or discarded
+    ├── OverwriteDisabledError                 a trim or drop without enable_overwrite()
     ├── DatabaseLockedError                    another SegmentDB holds the directory
     ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
     ├── CorruptionError                        stored bytes fail their checksum or framing
@@ -50,8 +53,11 @@ __all__ = [
     "IsADirectoryTargetError",
     "NotADirectoryTargetError",
     "NotFoundError",
+    "OverwriteDisabledError",
+    "SafetyCheckError",
     "SerializationError",
     "StorageError",
+    "TransactionClosedError",
     "UnknownFormatError",
 ]
 
@@ -86,6 +92,18 @@ class ClosedError(AiostoreError, ValueError):
 
 class DatabaseClosedError(ClosedError):
     """The SegmentDB is not running (not started yet, or stopped)."""
+
+
+class TransactionClosedError(ClosedError):
+    """The transaction was already committed or discarded; start a new one."""
+
+
+class OverwriteDisabledError(AiostoreError):
+    """A trim or drop was refused: call ``db.enable_overwrite()`` first. Nothing was changed."""
+
+
+class SafetyCheckError(InvalidArgumentError):
+    """A trim's ``safety_check`` bytes do not match the data it would remove; nothing changed."""
 
 
 class DatabaseLockedError(AiostoreError):

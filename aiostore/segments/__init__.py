@@ -4,12 +4,17 @@
 * :mod:`.location` — ``ItemLocation``.
 * :mod:`.recovery` — opening a directory: lock, segment list, recovery of the last segment.
 * :mod:`.events` — the event hooks.
-* :mod:`.db` — ``SegmentDB`` itself: buffer, flusher (group commit), reads, scan, signals.
+* :mod:`.transaction` — ``Transaction``: items committed all or nothing.
+* :mod:`.trim` — the trim log (write-ahead record of rtrim, ltrim, drop_index) and its steps.
+* :mod:`.db` — ``SegmentDB`` itself: buffer, flusher (group commit), reads, scan, pruning,
+  signals.
 """
 
+from .db import DBStats as DBStats
 from .db import SegmentDB as SegmentDB
 from .events import DBEvent as DBEvent
 from .events import Events as Events
 from .location import ItemLocation as ItemLocation
+from .transaction import Transaction as Transaction
 
-__all__ = ["DBEvent", "Events", "ItemLocation", "SegmentDB"]
+__all__ = ["DBEvent", "DBStats", "Events", "ItemLocation", "SegmentDB", "Transaction"]

@@ -9,6 +9,7 @@ import signal
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -23,16 +24,24 @@ from ..errors import (
     InvalidLocationError,
     InvalidTypeError,
     NotFoundError,
+    OverwriteDisabledError,
+    SafetyCheckError,
 )
+from . import trim
 from .events import DBEvent, Events
 from .format import (
     FLAG_FLUSH,
     FLAG_ITEM,
+    FLAG_TX_COMMIT,
+    FLAG_TX_ITEM,
     FLUSH_MARKER_SIZE,
+    ITEM_FLAGS,
     RECORD_HEADER,
     RECORD_HEADER_SIZE,
     RECORD_MAGIC,
     SEGMENT_HEADER_SIZE,
+    TX_COMMIT,
+    TX_COMMIT_SIZE,
     BadRecord,
     SegmentHeader,
     iter_records,
@@ -41,8 +50,9 @@ from .format import (
 )
 from .location import ItemLocation
 from .recovery import OpenState, create_segment, open_directory, segment_name
+from .transaction import Transaction
 
-__all__ = ["SegmentDB"]
+__all__ = ["DBStats", "SegmentDB"]
 
 _MiB = 1 << 20
 _READ_FDS = 128  # cached read descriptors (LRU)
@@ -55,6 +65,27 @@ _ADD_YIELD_EVERY = 256
 _MARKER = record_header(b"", FLAG_FLUSH)
 
 _Key = tuple[int, int]  # (index, position)
+_Spans = dict[_Key, tuple[_Key, int]]  # transactions: first item -> (last item, item count)
+
+
+@dataclass(frozen=True)
+class DBStats:
+    """Space accounting of a :class:`SegmentDB` (from :meth:`SegmentDB.stats`)."""
+
+    #: segment files in the database (dropped ones excluded)
+    segments: int
+    #: the index of the segment receiving adds
+    current_index: int
+    #: bytes of segment files that hold data (headers and framing included; trimmed ranges,
+    #: dropped segments and punched holes excluded)
+    live_bytes: int
+    #: bytes removed by ``rtrim``, ``ltrim`` and ``drop_index`` over the database's life
+    trimmed_bytes: int
+    #: items added but not yet flushed to disk, and their payload bytes
+    items_buffered: int
+    bytes_buffered: int
+    #: segments removed by ``drop_index``
+    dropped_segments: int
 
 
 class _Writer:
@@ -99,6 +130,13 @@ class _Writer:
                                  segment_name(self.prefix, self.padding, index),
                                  SegmentHeader(index=index, db_id=self.db_id))
         self.index = index
+
+    def reopen(self) -> None:
+        """Open the current segment again (after it was replaced by a rewrite)."""
+        self.close()
+        name = os.path.join(self.path, segment_name(self.prefix, self.padding, self.index))
+        with step("open segment", name):
+            self.fd = self.fs.open(name, os.O_RDWR)
 
     def close(self) -> None:
         if self.fd is not None:
@@ -183,6 +221,10 @@ class SegmentDB:
         self._closing: list[int] = []  # evicted read descriptors, closed when no read runs
         self._reads_in_flight = 0
         self._indices: set[int] = set()
+        self._overwrite = False
+        self._trims = trim.TrimState()
+        self._trim_lock = asyncio.Lock()
+        self._gate: asyncio.Future[None] | None = None  # set while a trim runs: writers wait
         self._reset_counters(0, SEGMENT_HEADER_SIZE)
 
     def _reset_counters(self, index: int, end: int) -> None:
@@ -192,6 +234,8 @@ class SegmentDB:
         self._pending: dict[_Key, bytes] = {}
         self._pending_bytes = 0
         self._inflight: dict[_Key, bytes] = {}
+        self._pending_tx: _Spans = {}
+        self._inflight_tx: _Spans = {}
         self._seq = 0  # items added
         self._flushed_seq = 0  # items durable
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
@@ -231,6 +275,7 @@ class SegmentDB:
             raise
         self._lock_fd = state.lock_fd
         self._indices = set(state.indices)
+        self._trims = state.trims
         self._reset_counters(state.last, state.end)
         self._failed = None
         if not self.read_only:
@@ -361,6 +406,8 @@ class SegmentDB:
             item = bytes(data)  # the caller may reuse its buffer
         else:
             raise InvalidTypeError(f"items must be bytes-like, not {type(data).__name__}")
+        if self._gate is not None:
+            await self._pass_gate()
         size = len(item)
         need = RECORD_HEADER_SIZE + size
         end = self._end
@@ -472,6 +519,8 @@ class SegmentDB:
         self._inflight = batch
         self._pending = {}
         self._pending_bytes = 0
+        tx = self._inflight_tx = self._pending_tx
+        self._pending_tx = {}
         upto = self._seq
         if batch:  # the flush marker after the last record of the current segment
             last_index = next(reversed(batch))[0]
@@ -483,7 +532,7 @@ class SegmentDB:
         def frame_and_write() -> list[tuple[int, int]]:
             # framing (CRC32C per record) runs here, not on the loop: a big batch would
             # otherwise stall the loop for milliseconds
-            groups = self._frame(batch)
+            groups = self._frame(batch, tx)
             writer.write(groups)
             return [(index, position + sum(len(b) for b in buffers))
                     for index, position, buffers in groups]
@@ -492,6 +541,7 @@ class SegmentDB:
             ends = await run_commit(frame_and_write)
         except BaseException as exc:
             self._inflight = {}
+            self._inflight_tx = {}
             self._lost += len(batch)
             self._failed = exc
             err = DatabaseFailedError(f"flushing {len(batch)} items failed: {exc}; the "
@@ -509,6 +559,7 @@ class SegmentDB:
         for index in [i for i in self._flushed_ends if i < self._index - 1]:
             del self._flushed_ends[index]
         self._inflight = {}
+        self._inflight_tx = {}
         self._release_waiters()
         first = next(iter(batch))
         last = next(reversed(batch))
@@ -533,8 +584,10 @@ class SegmentDB:
         self._flushed_ends[self._index] = self._end
 
     @staticmethod
-    def _frame(batch: dict[_Key, bytes]) -> list[tuple[int, int, list[Buffer]]]:
-        """Group the batch per segment into (index, first position, [hdr, payload, ...]).
+    def _frame(batch: dict[_Key, bytes], tx: _Spans) -> list[tuple[int, int, list[Buffer]]]:
+        """Group the batch per segment into (index, first position, [hdr, payload, ...]);
+        the items of each transaction in ``tx`` are framed as TX_ITEMs and followed by their
+        commit record.
 
         Runs in the flush's worker hop (the batch is no longer touched by the loop).
         """
@@ -542,18 +595,240 @@ class SegmentDB:
         current = -1
         buffers: list[Buffer] = []
         pack = RECORD_HEADER.pack
-        for (index, position), data in batch.items():
+        flags = FLAG_ITEM
+        tx_end: tuple[_Key, bytes] | None = None  # (last item, its commit record's payload)
+        for key, data in batch.items():
+            index = key[0]
             if index != current:
                 if buffers:
                     buffers.append(_MARKER)
                 buffers = []
-                groups.append((index, position, buffers))
+                groups.append((index, key[1], buffers))
                 current = index
-            buffers.append(pack(RECORD_MAGIC, FLAG_ITEM, len(data), record_crc(FLAG_ITEM, data)))
+            if tx and key in tx:
+                last, count = tx[key]
+                flags = FLAG_TX_ITEM
+                tx_end = (last, TX_COMMIT.pack(count, key[1]))
+            buffers.append(pack(RECORD_MAGIC, flags, len(data), record_crc(flags, data)))
             buffers.append(data)
+            if tx_end is not None and key == tx_end[0]:
+                buffers.append(record_header(tx_end[1], FLAG_TX_COMMIT))
+                buffers.append(tx_end[1])
+                flags, tx_end = FLAG_ITEM, None
         if buffers:
             buffers.append(_MARKER)
         return groups
+
+    # --- transactions ------------------------------------------------------------------------
+    def transaction(self) -> Transaction:
+        """A new :class:`~aiostore.Transaction`: ``async with db.transaction() as tx:`` commits
+        on a clean exit and discards on an exception or cancellation; ``tx = await
+        db.transaction()`` then ``await tx.commit()`` is aiodiskdb's style. Nothing is written
+        until the commit."""
+        self._check_writable()
+        return Transaction(self)
+
+    async def _commit(self, tx: Transaction) -> None:
+        """Place ``tx``'s items contiguously in the buffer (one synchronous step: no other add
+        lands between them), then wait until the flush that writes them is durable."""
+        self._check_writable()
+        if self._gate is not None:
+            await self._pass_gate()
+        items = tx._items
+        if not items:
+            return
+        need = tx._bytes + TX_COMMIT_SIZE
+        end = self._end
+        if end + need + FLUSH_MARKER_SIZE > self.max_file_size:
+            self._index += 1
+            end = SEGMENT_HEADER_SIZE
+            self._flushed_ends[self._index] = end
+        index = self._index
+        first = end
+        locations = []
+        pending = self._pending
+        for item in items:
+            pending[(index, end)] = item
+            locations.append(ItemLocation(index, end, len(item)))
+            end += RECORD_HEADER_SIZE + len(item)
+        self._pending_tx[(index, first)] = ((index, locations[-1].position), len(items))
+        self._end = end + TX_COMMIT_SIZE
+        self._pending_bytes += need
+        self._seq += len(items)
+        tx.locations = locations
+        await self._flush_upto(self._seq)
+
+    # --- pruning -----------------------------------------------------------------------------
+    def enable_overwrite(self) -> None:
+        """Allow :meth:`rtrim`, :meth:`ltrim` and :meth:`drop_index` (off by default)."""
+        self._overwrite = True
+
+    def disable_overwrite(self) -> None:
+        """Refuse :meth:`rtrim`, :meth:`ltrim` and :meth:`drop_index` again (the default)."""
+        self._overwrite = False
+
+    async def rtrim(self, index: int, position: int, safety_check: Buffer = b"") -> int:
+        """Remove the item at ``position`` of segment ``index`` and everything after it in that
+        segment; return the bytes freed.
+
+        ``position`` must be an item's position (``loc.position``); ``safety_check``, if given,
+        must equal the first bytes of the data removed (the items' payloads, in order). The
+        segment is truncated and sealed: if it was the one receiving adds, later adds go to a
+        new segment, so positions are never reused and a trimmed location raises
+        :class:`~aiostore.errors.InvalidLocationError` for good.
+
+        The trim is recorded durably before the file changes (write-ahead): after a crash the
+        database is as before the call or as after it. Everything added before the call is
+        flushed first; adds and commits made meanwhile wait; reads do not.
+
+        Errors: :class:`~aiostore.errors.OverwriteDisabledError` unless
+        :meth:`enable_overwrite` was called; :class:`~aiostore.errors.InvalidLocationError`
+        for a position that is not an item of a live segment;
+        :class:`~aiostore.errors.SafetyCheckError` — each before anything changes.
+
+        Cancellation: while it waits for earlier adds to flush, nothing changes; once the trim
+        has started, it completes, and then the cancellation is raised.
+        """
+        return await self._trim(trim.TrimOp("rtrim", index, position), safety_check)
+
+    async def ltrim(self, index: int, position: int, safety_check: Buffer = b"") -> int:
+        """Remove everything before the item at ``position`` of segment ``index``; return the
+        bytes freed.
+
+        Locations do not move: the space is freed by punching a hole in the file
+        (``fallocate(FALLOC_FL_PUNCH_HOLE)``), or, where the file system cannot, by rewriting
+        the segment sparsely into a new file that replaces it atomically. ``safety_check``, if
+        given, must equal the last bytes of the data removed (the end of the payload of the
+        item just before ``position``). Durability, concurrency, errors and cancellation as
+        for :meth:`rtrim`.
+        """
+        return await self._trim(trim.TrimOp("ltrim", index, position), safety_check)
+
+    async def drop_index(self, index: int) -> int:
+        """Delete segment ``index`` whole; return the bytes freed. Fires ``on_index_drop``.
+
+        The index number is never used again, so no old location can ever return new data:
+        dropping the segment receiving adds moves later adds to a new segment. Durability,
+        concurrency, errors and cancellation as for :meth:`rtrim`.
+        """
+        return await self._trim(trim.TrimOp("drop", index), b"")
+
+    async def _trim(self, op: trim.TrimOp, safety_check: Buffer) -> int:
+        self._check_writable()
+        for name, value in (("index", op.index), ("position", op.position)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise InvalidTypeError(f"{name} must be an int, not {type(value).__name__}")
+        if not isinstance(safety_check, (bytes, bytearray, memoryview)):
+            raise InvalidTypeError(f"safety_check must be bytes-like, not "
+                                   f"{type(safety_check).__name__}")
+        check = bytes(safety_check)
+        if not self._overwrite:
+            raise OverwriteDisabledError(f"{op.kind} refused: call enable_overwrite() first")
+        async with self._trim_lock:
+            self._check_writable()
+            assert self._loop is not None
+            gate = self._gate = self._loop.create_future()
+            try:
+                if self._seq > self._flushed_seq:
+                    await self._flush_upto(self._seq)  # everything added so far is on disk
+                if op.index not in self._indices:
+                    why = self._trims.refusal(op.index, SEGMENT_HEADER_SIZE, 0)
+                    raise InvalidLocationError(why or f"there is no segment {op.index}")
+                if op.kind != "drop" and \
+                        op.position < self._trims.starts.get(op.index, SEGMENT_HEADER_SIZE):
+                    raise InvalidLocationError(f"position {op.position} of segment {op.index} "
+                                               "was trimmed already")
+                freed: int = await _uncancellable(self._trim_hop(op, check))
+                return freed
+            finally:
+                self._gate = None
+                gate.set_result(None)
+
+    async def _trim_hop(self, op: trim.TrimOp, check: bytes) -> int:
+        """Validate, log and apply ``op`` in one worker hop, then update the state on the loop.
+        Runs to completion once started (the caller shields it)."""
+        fs, writer = self._fs, self._writer
+        assert writer is not None
+        path = self._segment_path(op.index)
+        current = self._index
+        state = self._trims
+        db_id = str(writer.db_id)
+
+        def hop() -> tuple[trim.TrimState, int, bool]:
+            with step("open segment", path):
+                fd = fs.open(path, os.O_RDWR)
+            try:
+                size = fs.fstat(fd).st_size
+                start = state.starts.get(op.index, SEGMENT_HEADER_SIZE)
+                if op.kind == "drop":
+                    freed = size - (start - SEGMENT_HEADER_SIZE)
+                else:
+                    freed = _check_trim(fs, fd, path, op, check, start, size)
+                if op.kind == "ltrim" and op.position == start:
+                    return state, 0, False  # nothing before it: nothing to do
+                new = state.after(op, freed, current, db_id)
+                trim.save(fs, self.path, self.file_prefix, new)  # write-ahead
+                if op.kind == "drop":
+                    fs.close(fd)
+                    fd = -1
+                replaced = trim.apply(fs, self.path, path, op, None if fd < 0 else fd)
+                if replaced and writer.index == op.index:
+                    writer.reopen()
+                return new, freed, replaced
+            finally:
+                if fd >= 0:
+                    fs.close(fd)
+
+        new, freed, replaced = await run_commit(hop)
+        self._trims = new
+        if replaced or op.kind == "drop":  # cached descriptors name the old file
+            fd = self._read_fds.pop(op.index, None)
+            if fd is not None:
+                self._closing.append(fd)
+        if op.kind == "drop":
+            self._indices.discard(op.index)
+        if op.kind != "ltrim" and op.index >= self._index:  # seal it: adds go to a new one
+            self._flushed_ends[op.index] = op.position if op.kind == "rtrim" else \
+                SEGMENT_HEADER_SIZE
+            self._index = op.index + 1
+            self._end = SEGMENT_HEADER_SIZE
+            self._flushed_ends[self._index] = self._end
+        if op.kind == "drop":
+            self.events.fire(DBEvent("index_drop", f"dropped segment {op.index} "
+                                     f"({freed} bytes)", index=op.index, size=freed))
+        return freed
+
+    async def _pass_gate(self) -> None:
+        """Wait while a trim runs (adds and commits are ordered after it)."""
+        while self._gate is not None:
+            await asyncio.shield(self._gate)
+        self._check_writable()
+
+    async def stats(self) -> DBStats:
+        """Space accounting: segments, live and trimmed bytes, what is buffered (one hop)."""
+        self._check_running()
+        fs = self._fs
+        indices = sorted(self._indices)
+        paths = [self._segment_path(i) for i in indices]
+        starts = self._trims.starts
+
+        def sizes() -> int:
+            total = 0
+            for index, name in zip(indices, paths, strict=True):
+                try:
+                    with step("stat segment", name):
+                        size = fs.stat(name).st_size
+                except NotFoundError:
+                    continue
+                total += size - (starts.get(index, SEGMENT_HEADER_SIZE) - SEGMENT_HEADER_SIZE)
+            return total
+
+        live = await run_sync(sizes)
+        buffered = list(self._pending.values()) + list(self._inflight.values())
+        return DBStats(segments=len(indices), current_index=self._index, live_bytes=live,
+                       trimmed_bytes=self._trims.trimmed_bytes, items_buffered=len(buffered),
+                       bytes_buffered=sum(len(b) for b in buffered),
+                       dropped_segments=len(self._trims.dropped))
 
     # --- reading -----------------------------------------------------------------------------
     async def read(self, location: ItemLocation) -> bytes:
@@ -596,9 +871,22 @@ class SegmentDB:
         data = self._pending.get(key)
         if data is None:
             data = self._inflight.get(key)
-        if data is not None and len(data) != location.size:
+        if data is None:
+            return None
+        if (self._pending_tx or self._inflight_tx) and self._uncommitted(key):
+            raise InvalidLocationError(f"{location} was never written (its transaction has not "
+                                       "committed yet)")
+        if len(data) != location.size:
             raise InvalidLocationError(f"{location}: the item there has {len(data)} bytes")
         return data
+
+    def _uncommitted(self, key: _Key) -> bool:
+        """Whether ``key`` is an item of a transaction still being committed."""
+        for spans in (self._pending_tx, self._inflight_tx):
+            for first, (last, _) in spans.items():
+                if first <= key <= last:
+                    return True
+        return False
 
     def _segment_path(self, index: int) -> str:
         return os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
@@ -682,6 +970,11 @@ class SegmentDB:
         if loc.position < SEGMENT_HEADER_SIZE or loc.size < 0 or loc.index < 0 \
                 or loc.index > self._index:
             raise InvalidLocationError(f"{loc} is outside the database")
+        if self._trims.ops:
+            why = self._trims.refusal(loc.index, loc.position,
+                                      loc.position + RECORD_HEADER_SIZE + loc.size)
+            if why is not None:
+                raise InvalidLocationError(f"{loc}: {why}")
         end = self._flushed_ends.get(loc.index)
         if end is not None and not self.read_only and \
                 loc.position + RECORD_HEADER_SIZE + loc.size > end:
@@ -715,7 +1008,7 @@ class SegmentDB:
         if len(raw) < RECORD_HEADER_SIZE + loc.size:
             raise InvalidLocationError(f"{loc} is past the end of segment {loc.index}")
         magic, flags, length, crc = RECORD_HEADER.unpack_from(raw)
-        if magic != RECORD_MAGIC or flags != FLAG_ITEM or length != loc.size:
+        if magic != RECORD_MAGIC or flags not in ITEM_FLAGS or length != loc.size:
             raise InvalidLocationError(f"{loc} does not point at an item of {loc.size} bytes")
         payload = raw[RECORD_HEADER_SIZE:]
         if record_crc(flags, payload) != crc:
@@ -737,11 +1030,13 @@ class SegmentDB:
         index = start.index if start is not None else min(self._indices, default=0)
         offset = start.position if start is not None else SEGMENT_HEADER_SIZE
         while True:
-            if index < self._index and index not in self._indices:
-                index, offset = index + 1, SEGMENT_HEADER_SIZE  # a dropped index
+            if index not in self._indices and index < self._index:
+                index, offset = index + 1, SEGMENT_HEADER_SIZE  # dropped (or never created)
                 continue
             end = self._flushed_ends.get(index) if not self.read_only else None
-            if index < self._index or end is None or offset < end:
+            if index in self._indices:
+                offset = max(offset, self._trims.starts.get(index, SEGMENT_HEADER_SIZE))
+            if index in self._indices and (index < self._index or end is None or offset < end):
                 cursor = [offset]
                 async for loc, data in self._scan_segment(index, cursor, end):
                     yield loc, data
@@ -756,25 +1051,30 @@ class SegmentDB:
                 offset = max(offset, end)
             # caught up with the disk: what is in RAM now, taken in the same loop step
             ram = list(self._inflight.items()) + list(self._pending.items())
-            for (i, pos), data in ram:
-                if (i, pos) >= (index, offset):
-                    yield ItemLocation(i, pos, len(data)), data
+            spans = bool(self._pending_tx or self._inflight_tx)
+            for key, data in ram:
+                if key >= (index, offset) and not (spans and self._uncommitted(key)):
+                    yield ItemLocation(key[0], key[1], len(data)), data
             break
 
     async def _scan_segment(self, index: int, cursor: list[int], end: int | None
                             ) -> AsyncIterator[tuple[ItemLocation, bytes]]:
-        """Records of one segment from ``cursor[0]`` to ``end`` (or EOF); ``cursor[0]`` follows
-        the bytes consumed (markers included)."""
+        """Items of one segment from ``cursor[0]`` to ``end`` (or EOF); ``cursor[0]`` follows
+        the bytes consumed (markers included), except that it stays at the first item of a
+        transaction whose commit record was not reached yet. Such items are held back — and
+        dropped at the end of the newest segment (a commit in flight, seen by a reader), but
+        yielded at the end of an older one (an rtrim cut the transaction short)."""
         name = self._segment_path(index)
         offset = cursor[0]
         fs = self._fs
+        held: list[tuple[ItemLocation, bytes]] = []
         fd = await run_sync(self._open_segment, index)
         try:
             want = _SCAN_CHUNK
             while True:
                 limit = want if end is None else min(want, end - offset)
                 if limit <= 0:
-                    return
+                    break
 
                 def read_chunk(at: int = offset, n: int = limit) -> bytes:
                     with step("read segment", name):
@@ -782,32 +1082,46 @@ class SegmentDB:
 
                 buf = await run_sync(read_chunk)
                 if not buf:
-                    return
+                    break
                 consumed = 0
                 try:
                     for rec in iter_records(buf, offset):
                         consumed = rec.offset - offset + RECORD_HEADER_SIZE + len(rec.payload)
                         if rec.flags == FLAG_ITEM:
+                            for item in held:  # (only after an rtrim inside a transaction)
+                                yield item
+                            held.clear()
                             yield (ItemLocation(index, rec.offset, len(rec.payload)),
                                    bytes(rec.payload))
+                        elif rec.flags == FLAG_TX_ITEM:
+                            held.append((ItemLocation(index, rec.offset, len(rec.payload)),
+                                         bytes(rec.payload)))
+                        elif rec.flags == FLAG_TX_COMMIT:
+                            for item in held:
+                                yield item
+                            held.clear()
                 except BadRecord as exc:
                     raise CorruptionError(f"segment {index}: {exc}") from None
                 if consumed:
                     offset += consumed
-                    cursor[0] = offset
+                    cursor[0] = held[0][0].position if held else offset
                     want = _SCAN_CHUNK
                     continue
                 if len(buf) < limit:
                     if end is not None and offset < end:
                         raise CorruptionError(f"segment {index}: cut off at offset {offset}")
-                    return  # the end of a segment being written
+                    break  # the end of a segment being written
                 if len(buf) >= RECORD_HEADER_SIZE:  # a record larger than the window
                     _, _, length, _ = RECORD_HEADER.unpack_from(buf)
                     want = RECORD_HEADER_SIZE + length
                     if want <= len(buf):
                         raise CorruptionError(f"segment {index}: bad record at {offset}")
                     continue
-                return
+                break
+            if held and index < self._index:
+                for item in held:
+                    yield item
+                cursor[0] = offset
         finally:
             await run_sync(fs.close, fd)
 
@@ -925,3 +1239,58 @@ def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, not {value!r}")
 
+
+
+def _check_trim(fs: FileSystem, fd: int, path: str, op: trim.TrimOp, check: bytes, start: int,
+                size: int) -> int:
+    """Verify that ``op.position`` is an intact item of the segment open at ``fd`` and that
+    ``check`` matches the data the trim removes; return the bytes it frees (blocking).
+    Raises before anything changes."""
+    pos = op.position
+    where = f"position {pos} of segment {op.index}"
+    with step("read segment", path):
+        head = fs.pread(fd, RECORD_HEADER_SIZE, pos) if pos >= SEGMENT_HEADER_SIZE else b""
+    if len(head) < RECORD_HEADER_SIZE:
+        raise InvalidLocationError(f"{where} is not an item: past the end of the segment")
+    magic, flags, length, crc = RECORD_HEADER.unpack(head)
+    if magic != RECORD_MAGIC or flags not in ITEM_FLAGS:
+        raise InvalidLocationError(f"{where} is not the position of an item")
+    with step("read segment", path):
+        payload = fs.pread(fd, length, pos + RECORD_HEADER_SIZE)
+    if len(payload) != length or record_crc(flags, payload) != crc:
+        raise InvalidLocationError(f"{where} is not the position of an intact item")
+    if op.kind == "rtrim":
+        got = bytearray(payload[:len(check)])
+        at = pos + RECORD_HEADER_SIZE + length
+        while len(got) < len(check) and at < size:  # the check spans several items
+            with step("read segment", path):
+                head = fs.pread(fd, RECORD_HEADER_SIZE, at)
+                if len(head) < RECORD_HEADER_SIZE:
+                    break
+                _, flags, length, _ = RECORD_HEADER.unpack(head)
+                if flags in ITEM_FLAGS:
+                    got += fs.pread(fd, min(length, len(check) - len(got)),
+                                    at + RECORD_HEADER_SIZE)
+            at += RECORD_HEADER_SIZE + length
+        if bytes(got) != check:
+            raise SafetyCheckError(f"rtrim of {where}: safety_check does not match the start "
+                                   f"of the data it would remove ({bytes(got[:16])!r}...)")
+        return size - pos
+    if check:  # ltrim: walk the records before pos (also proves pos is a record boundary)
+        with step("read segment", path):
+            buf = fs.pread(fd, pos - start, start)
+        tail = b""
+        at = start
+        try:
+            for rec in iter_records(buf, start):
+                if rec.flags in ITEM_FLAGS:
+                    tail = (tail + bytes(rec.payload))[-len(check):]
+                at = rec.offset + RECORD_HEADER_SIZE + len(rec.payload)
+        except BadRecord as exc:
+            raise CorruptionError(f"segment {op.index}: {exc}") from None
+        if at != pos:
+            raise InvalidLocationError(f"{where} is not a record boundary")
+        if tail != check:
+            raise SafetyCheckError(f"ltrim of {where}: safety_check does not match the end of "
+                                   f"the data it would remove (...{tail[-16:]!r})")
+    return pos - start

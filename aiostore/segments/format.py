@@ -41,9 +41,17 @@ _U32 = struct.Struct("<I")
 #: Record flags. 0 is a plain item; a FLUSH marker (no payload) ends every flush, so recovery
 #: can tell a torn last flush (damage with no marker after it: truncated) from damage to data
 #: that a later, completed flush proves was durable (reported as corruption).
+#: A transaction is written contiguously as TX_ITEM records followed by one TX_COMMIT record
+#: (payload: item count and position of the first item); recovery drops TX_ITEMs at the tail
+#: of the last segment that no TX_COMMIT follows, so a transaction is all or nothing.
 FLAG_ITEM = 0
 FLAG_FLUSH = 1
+FLAG_TX_ITEM = 2
+FLAG_TX_COMMIT = 3
+ITEM_FLAGS = (FLAG_ITEM, FLAG_TX_ITEM)
 FLUSH_MARKER_SIZE = RECORD_HEADER_SIZE
+TX_COMMIT = struct.Struct("<II")  # item count, position of the transaction's first record
+TX_COMMIT_SIZE = RECORD_HEADER_SIZE + TX_COMMIT.size
 
 
 def crc32c(data: bytes | bytearray | memoryview, start: int = 0) -> int:

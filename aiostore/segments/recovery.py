@@ -15,7 +15,12 @@ Recovery of the last segment (LevelDB's log-reader policy, sharpened by flush ma
   the middle. It is reported (never silently skipped) and the records after it are kept. (A
   clean stop appends one extra marker, so the last flush before it is covered too);
 * otherwise the damage belongs to the last, incomplete flush — a torn tail, which was never
-  acknowledged as durable — and the file is truncated there. What was dropped is reported.
+  acknowledged as durable — and the file is truncated there. What was dropped is reported;
+* transaction records at the end that no commit record follows belong to a transaction whose
+  commit never completed: they are truncated too (all or nothing).
+
+The trim log (:mod:`.trim`) is read first: its last operation is redone (idempotent), dropped
+segments are ignored, and an ltrimmed last segment is verified from its first live record.
 """
 
 from __future__ import annotations
@@ -29,8 +34,11 @@ from .._io.base import FileSystem
 from .._io.groupsync import sync_dir
 from .._io.ops import ensure_dirs, step
 from ..errors import CorruptionError, DatabaseLockedError, NotFoundError
+from . import trim
 from .format import (
     FLAG_FLUSH,
+    FLAG_TX_COMMIT,
+    FLAG_TX_ITEM,
     FORMAT_VERSION,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
@@ -63,6 +71,7 @@ class OpenState:
     write_fd: int | None
     dropped: list[str] = field(default_factory=list)  # torn tails and removed empty segments
     damage: list[Damage] = field(default_factory=list)
+    trims: trim.TrimState = field(default_factory=trim.TrimState)
 
 
 def segment_name(prefix: str, padding: int, index: int) -> str:
@@ -142,7 +151,14 @@ def open_directory(fs: FileSystem, path: str, *, prefix: str, padding: int, crea
 
 def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: bool,
                  read_only: bool, lock_fd: int | None) -> OpenState:
+    trims = trim.load(fs, path, prefix)
     segments = list_segments(fs, path, prefix)
+    if trims.last is not None and not read_only:  # finish the last trim if a crash cut it
+        op = trims.last
+        if op.kind == "drop" or op.index in segments:
+            trim.apply(fs, path, os.path.join(path, segment_name(prefix, padding, op.index)), op)
+    for index in trims.dropped:
+        segments.pop(index, None)
     dropped: list[str] = []
     # a segment whose creation never became durable (crash before its header was synced) holds
     # no acknowledged item: remove it
@@ -170,12 +186,22 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
             del segments[last]
             continue
         raise CorruptionError(f"{full} is not an aiostore segment (bad header)")
-    if not segments:
-        if read_only or not create:
-            raise NotFoundError(errno.ENOENT, "no segment files: not a SegmentDB", path)
-        header = SegmentHeader(index=0, db_id=uuid.uuid4())
-        fd = create_segment(fs, path, segment_name(prefix, padding, 0), header)
-        return OpenState(header.db_id, [0], 0, SEGMENT_HEADER_SIZE, lock_fd, fd, dropped)
+    known = trims.db_id is not None  # every segment was dropped, but the database exists
+    if not segments and (read_only or not (create or known)):
+        if known:  # a reader of a database whose segments were all dropped: empty
+            return OpenState(uuid.UUID(trims.db_id), [], trims.sealed_below,
+                             SEGMENT_HEADER_SIZE, lock_fd, None, dropped, trims=trims)
+        raise NotFoundError(errno.ENOENT, "no segment files: not a SegmentDB", path)
+    if not segments or (max(segments) < trims.sealed_below and not read_only):
+        # a new database, or the last segment was sealed by a trim: start a new one
+        db_id = uuid.UUID(trims.db_id) if known else uuid.uuid4()
+        if segments:
+            _check_db_ids(fs, path, segments, db_id, -1)
+        index = max(trims.sealed_below, max(segments, default=-1) + 1)
+        header = SegmentHeader(index=index, db_id=db_id)
+        fd = create_segment(fs, path, segment_name(prefix, padding, index), header)
+        return OpenState(header.db_id, sorted([*segments, index]), index, SEGMENT_HEADER_SIZE,
+                         lock_fd, fd, dropped, trims=trims)
     last = max(segments)
     full = os.path.join(path, segments[last])
     flags = os.O_RDONLY if read_only else os.O_RDWR
@@ -188,7 +214,9 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
         assert last_header is not None
         if last_header.index != last:
             raise CorruptionError(f"{full} says it is segment {last_header.index}, not {last}")
-        end, damage, torn = scan_tail(data, last)
+        end, damage, torn = scan_tail(data, last, trims.starts.get(last, SEGMENT_HEADER_SIZE))
+        if last < trims.sealed_below:  # read-only, sealed by a trim: nothing in flight there
+            end, torn = len(data), None
         if torn is not None and not read_only:
             with step("truncate torn tail", full):
                 fs.ftruncate(fd, end)
@@ -201,7 +229,7 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
         fs.close(fd)
         raise
     return OpenState(last_header.db_id, sorted(segments), last, end, lock_fd,
-                     None if read_only else fd, dropped, damage)
+                     None if read_only else fd, dropped, damage, trims)
 
 
 def _read_head(fs: FileSystem, full: str) -> bytes:
@@ -214,7 +242,8 @@ def _read_head(fs: FileSystem, full: str) -> bytes:
 
 def _check_db_ids(fs: FileSystem, path: str, segments: dict[int, str], db_id: uuid.UUID,
                   last: int) -> None:
-    """The first segment must belong to the same database as the last (cheap: one header)."""
+    """The first segment must belong to the same database as the last (cheap: one header);
+    ``last`` is the index whose header was already checked (-1: none)."""
     first = min(segments)
     if first == last:
         return
@@ -225,24 +254,41 @@ def _check_db_ids(fs: FileSystem, path: str, segments: dict[int, str], db_id: uu
         raise CorruptionError(f"{full} belongs to another database (or has a bad header)")
 
 
-def scan_tail(data: bytes, index: int) -> tuple[int, list[Damage], str | None]:
-    """Verify every record after the header: (valid end, damage in the middle, torn reason)."""
-    at = SEGMENT_HEADER_SIZE
+def scan_tail(data: bytes, index: int, start: int = SEGMENT_HEADER_SIZE
+              ) -> tuple[int, list[Damage], str | None]:
+    """Verify every record from ``start`` on: (valid end, damage in the middle, torn reason).
+
+    The valid end excludes a transaction whose commit record is missing."""
+    at = start
     end = at
     damage: list[Damage] = []
+    torn: str | None = None
+    tx_start: int | None = None  # first record of a transaction not committed (yet)
+    tx_items = 0
     while at < len(data):
         try:
             rec = check_record(data, at, at)
         except BadRecord as exc:
             nxt = find_next_record(data, at + 1, 0)
             if nxt is None or _flush_markers_after(data, nxt) < 2:
-                return end, damage, exc.reason
+                torn = exc.reason
+                break
             damage.append(Damage(index, at, nxt, exc.reason))
             at = nxt
             continue
+        if rec.flags == FLAG_TX_ITEM:
+            if tx_start is None:
+                tx_start, tx_items = at, 0
+            tx_items += 1
+        elif rec.flags == FLAG_TX_COMMIT:
+            tx_start = None
         at += RECORD_HEADER_SIZE + len(rec.payload)
         end = at
-    return end, damage, None
+    if tx_start is not None:
+        end = tx_start
+        what = f"an uncommitted transaction ({tx_items} items)"
+        torn = what if torn is None else f"{torn}, after {what}"
+    return end, damage, torn
 
 
 def _flush_markers_after(data: bytes, at: int) -> int:
