@@ -86,3 +86,47 @@ async def test_sigterm_flushes_buffered_items(tmp_path: Path) -> None:
     async with SegmentDB(tmp_path) as db:
         items = [data async for _, data in db.scan()]
     assert items == [b"buffered-%d" % i for i in range(5000)]
+
+
+TX_WRITER = r"""
+import asyncio, sys, aiostore
+async def main():
+    db = await aiostore.SegmentDB(sys.argv[1], max_file_size=256 * 1024)
+    n = 0
+    while True:
+        await db.add(b"plain %d" % n)  # buffered adds interleave with the commits
+        async with db.transaction() as tx:
+            for i in range(1 + n % 40):
+                tx.add(b"T%d:%d:" % (n, i) + b"t" * (n * 7 % 500))
+        print(n, flush=True)
+        n += 1
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_sigkill_during_commits_keeps_transactions_whole(tmp_path: Path, seed: int) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", TX_WRITER, str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    target = random.Random(seed).randint(10, 150)
+    committed = -1
+    while committed < target:
+        line = proc.stdout.readline()
+        assert line, "the writer died"
+        committed = int(line)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for line in proc.stdout.read().splitlines():
+        committed = int(line)
+    proc.stdout.close()
+    counts: dict[int, int] = {}
+    async with SegmentDB(tmp_path, max_file_size=256 * 1024) as db:
+        async for _, data in db.scan():
+            if data.startswith(b"T"):
+                n = int(data[1:data.index(b":")])
+                counts[n] = counts.get(n, 0) + 1
+    for n in range(committed + 1):
+        assert counts.get(n) == 1 + n % 40, f"committed transaction {n} is not whole"
+    for n, count in counts.items():
+        assert count == 1 + n % 40, f"transaction {n} is partly present"
