@@ -5,8 +5,9 @@ One command, ``make bench-segmentdb`` (or ``python benchmarks/bench_segmentdb.py
 Python 3.10+): like ``bench_writers.py``, the script re-executes itself inside the dedicated
 venv ``.venv-bench`` at the repository root, creating it on first run. It installs its own
 requirements there (``aiodiskdb==0.2.3``, ``aiosqlite``) and aiostore editable, and marks that
-with its own stamp file (``.bench-segmentdb-installed-*``), so the two scripts share the venv
-without reinstalling each other's packages.
+with its own stamp file (``.bench-segmentdb-installed-*``), so the scripts share the venv
+without reinstalling each other's packages. The venv, the measurement loop and the report
+plumbing are shared with the other benchmarks: see ``_harness.py``.
 
 The peer is ``aiodiskdb`` 0.2.3 (the library SegmentDB's API is modelled on): ``AioDiskDB(path,
 create_if_not_exists=True)``, running as a task (``create_task(db.run())``, ready once
@@ -37,44 +38,36 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import datetime as dt
-import hashlib
 import importlib
-import importlib.metadata
 import logging
 import os
-import platform
 import random
 import shutil
 import sqlite3
 import statistics
 import struct
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_VENV = ROOT / ".venv-bench"
-WORK = Path(tempfile.gettempdir()) / "aiostore-bench-segmentdb"
-DOCS = ROOT / "docs" / "benchmarks.md"
+import _harness
+from _harness import Contender, Prepare, Row, Scenario, Trial
+
+NAME = "segmentdb"  # .venv-bench/.bench-segmentdb-installed-*, $TMPDIR/aiostore-bench-segmentdb
+WORK = _harness.work_dir(NAME)
 SECTION = "## SegmentDB (`make bench-segmentdb` → benchmarks/bench_segmentdb.py)"
 COMMAND = "make bench-segmentdb  # or: python benchmarks/bench_segmentdb.py"
 REQUIREMENTS = (
     "aiodiskdb==0.2.3",
     "aiosqlite==0.22.1",
 )
-_STAMP_PREFIX = ".bench-segmentdb-installed-"  # bench_writers.py uses ".bench-installed-"
-_REEXEC_MARK = "AIOSTORE_BENCH_SEGMENTDB_REEXEC"
 
 RUNS = 5
 KiB = 1024
-MB = 1_000_000  # throughput is reported in MB/s (10^6 bytes)
 ITEM = KiB  # the small item
 ADDS = 20_000  # scenario 1: buffered adds per run
 ADB_ADDS = 2_000  # aiodiskdb back-to-back: ~1 s here; 20,000 would take minutes (quadratic)
@@ -91,7 +84,6 @@ FSYNC_EACH = 500  # the fsync-per-item baseline (rate extrapolated)
 SEGMENT_SIZE = 256 * KiB  # scenario 5
 MANY_SEGMENTS = 200
 OPENS = 11  # opens per run; the run's value is their median
-HEARTBEAT_S = 0.001
 
 # The issue's targets.
 ADD_RATE_TARGET = 300_000  # buffered 1 KiB adds/s
@@ -105,173 +97,6 @@ OPEN_TARGET = 2.0  # open time with 200 sealed segments <= 2 x with 1
 SCENARIOS = ("adds", "big", "reads", "durable", "open")
 
 _LEN = struct.Struct("<I")
-
-
-# --------------------------------------------------------------------------------------------
-# the dedicated venv (shared with bench_writers.py; each script keeps its own stamp)
-# --------------------------------------------------------------------------------------------
-def _venv_python() -> Path:
-    return BENCH_VENV / "bin" / "python"
-
-
-def _stamp() -> Path:
-    """A marker whose name changes when the requirements or aiostore's pyproject change."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(REQUIREMENTS).encode())
-    digest.update((ROOT / "pyproject.toml").read_bytes())
-    return BENCH_VENV / f"{_STAMP_PREFIX}{digest.hexdigest()[:16]}"
-
-
-def _in_bench_venv() -> bool:
-    return Path(sys.prefix).resolve() == BENCH_VENV.resolve()
-
-
-def ensure_bench_venv() -> None:
-    """Create ``.venv-bench`` if needed and install the peers and aiostore into it, once."""
-    stamp = _stamp()
-    if stamp.exists() and _venv_python().exists():
-        return
-    if not _venv_python().exists():
-        print(f"creating {BENCH_VENV.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    print("installing the SegmentDB benchmark requirements (first run only) ...",
-          file=sys.stderr, flush=True)
-    pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *REQUIREMENTS, "-e", str(ROOT)], check=True)
-    for old in BENCH_VENV.glob(f"{_STAMP_PREFIX}*"):
-        old.unlink()
-    stamp.touch()
-
-
-def reexec_in_bench_venv(argv: Sequence[str]) -> None:
-    """Replace this process by the same script run with the bench venv's interpreter."""
-    if os.environ.get(_REEXEC_MARK) == "1":
-        raise SystemExit(f"re-executed, but sys.prefix is {sys.prefix}, not {BENCH_VENV}")
-    python = str(_venv_python())
-    os.environ[_REEXEC_MARK] = "1"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(python, [python, str(Path(__file__).resolve()), *argv])
-
-
-# --------------------------------------------------------------------------------------------
-# measurement
-# --------------------------------------------------------------------------------------------
-class Heartbeat:
-    """A task that sleeps 1 ms in a loop and records the longest gap: the event-loop stall."""
-
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-        self._since = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _beat(self) -> None:
-        while True:
-            self._since = time.perf_counter()
-            await asyncio.sleep(HEARTBEAT_S)
-            self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
-
-    async def start(self) -> None:
-        """Start beating (returns once the first beat is under way)."""
-        self._task = asyncio.create_task(self._beat())
-        await asyncio.sleep(0)
-
-    async def stop(self) -> float:
-        """Stop; the longest gap in seconds, counting one still open (a loop still blocked)."""
-        self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        return self.max_gap
-
-
-async def _nothing() -> None:
-    return None
-
-
-@dataclass
-class Trial:
-    """One prepared run: ``run`` is timed (it may return its own timing, in seconds, to be used
-    instead of its wall time), ``close`` is not."""
-
-    run: Callable[[], Awaitable[float | None]]
-    close: Callable[[], Awaitable[None]] = _nothing
-
-
-Prepare = Callable[[Path], Awaitable[Trial]]
-
-
-@dataclass
-class Contender:
-    """One thing that is timed: a label, a preparer of a trial in a fresh directory, and how
-    many units (items, reads, bytes) one run handles."""
-
-    key: str
-    label: str
-    scenario: str
-    prepare: Prepare
-    count: int  # units per run (0: the value is a time)
-    unit: str  # "items/s", "reads/s", "MB/s" or "ms"
-    runs: list[tuple[float, float]] = field(default_factory=list)  # (seconds, stall seconds)
-
-    @property
-    def seconds(self) -> float:
-        """Median time of the runs."""
-        return statistics.median(s for s, _ in self.runs)
-
-    @property
-    def value(self) -> float:
-        """The reported value: a rate (higher is better) or milliseconds (lower is better)."""
-        if self.unit == "ms":
-            return self.seconds * 1e3
-        if self.unit == "MB/s":
-            return self.count / MB / self.seconds
-        return self.count / self.seconds
-
-    @property
-    def is_rate(self) -> bool:
-        """Whether higher is better."""
-        return self.unit != "ms"
-
-    def shown(self) -> str:
-        """The value with its unit."""
-        if self.unit == "ms":
-            return f"{self.value:.2f} ms"
-        if self.unit == "MB/s":
-            return f"{self.value:,.0f} MB/s"
-        return f"{self.value:,.0f} {self.unit}"
-
-    @property
-    def stall_ms(self) -> float:
-        """Median (over runs) of each run's longest loop stall, in ms."""
-        return statistics.median(g for _, g in self.runs) * 1e3
-
-    @property
-    def worst_stall_ms(self) -> float:
-        """The longest loop stall of any run, in ms."""
-        return max(g for _, g in self.runs) * 1e3
-
-
-async def measure(contender: Contender, directory: Path) -> tuple[float, float]:
-    """Run the contender once in ``directory``; (seconds, longest loop stall in seconds)."""
-    await asyncio.to_thread(directory.mkdir, parents=True)
-    trial = await contender.prepare(directory)
-    try:
-        heartbeat = Heartbeat()
-        await heartbeat.start()
-        t0 = time.perf_counter()
-        own = await trial.run()
-        seconds = time.perf_counter() - t0 if own is None else own
-        stall = await heartbeat.stop()
-    finally:
-        await trial.close()
-    # leave nothing for the next contender: write back dirty pages (aiodiskdb never fsyncs)
-    # and remove the files, outside the timed region
-    await asyncio.to_thread(os.sync)
-    await asyncio.to_thread(shutil.rmtree, directory)
-    return seconds, stall
 
 
 # --------------------------------------------------------------------------------------------
@@ -760,25 +585,6 @@ def adb_open_time(data: Data, sealed: int) -> Prepare:
 # the plan
 # --------------------------------------------------------------------------------------------
 @dataclass
-class Row:
-    """One line of the result table: aiostore's contender against one peer contender."""
-
-    scenario: str
-    ours: str
-    peer: str
-    peer_label: str
-
-
-@dataclass
-class Scenario:
-    """Contenders measured together (interleaved), after an optional one-time setup."""
-
-    key: str
-    keys: list[str]
-    setup: Callable[[Data], Awaitable[None]] | None = None
-
-
-@dataclass
 class Plan:
     """Everything to run: the contenders, the scenarios, the table rows."""
 
@@ -880,13 +686,9 @@ def build_plan(adds: int) -> Plan:
             f"aiodiskdb, {MANY_SEGMENTS} full files + the last"),
         Row(s_open200, "a_open200", "a_open1", "aiostore, 1 sealed segment (target)"),
     ]
-    scenarios = [
-        Scenario("adds", [k for k, v in c.items() if v.scenario == "adds"]),
-        Scenario("big", [k for k, v in c.items() if v.scenario == "big"]),
-        Scenario("reads", [k for k, v in c.items() if v.scenario == "reads"], setup_reads),
-        Scenario("durable", [k for k, v in c.items() if v.scenario == "durable"]),
-        Scenario("open", [k for k, v in c.items() if v.scenario == "open"], setup_open),
-    ]
+    scenarios = _harness.group_scenarios(c, {"reads": lambda: setup_reads(data),
+                                             "open": lambda: setup_open(data)})
+    assert tuple(sc.key for sc in scenarios) == SCENARIOS
     return Plan(c, scenarios, rows, data, adds)
 
 
@@ -926,80 +728,16 @@ async def warm_up(plan: Plan) -> None:
 async def run_plan(plan: Plan, runs: int) -> None:
     """Every scenario: its setup, then ``runs`` rounds of each contender, order rotating."""
     await warm_up(plan)
-    for scenario in plan.scenarios:
-        if scenario.setup is not None:
-            print(f"  setting up {scenario.key} ...", end="", file=sys.stderr, flush=True)
-            t0 = time.perf_counter()
-            await scenario.setup(plan.data)
-            await asyncio.to_thread(os.sync)
-            print(f" {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
-        keys = scenario.keys
-        for r in range(runs):
-            shift = r % len(keys)
-            for key in keys[shift:] + keys[:shift]:
-                contender = plan.contenders[key]
-                print(f"  round {r + 1}/{runs}  {scenario.key:8} {contender.label} ...",
-                      end="", file=sys.stderr, flush=True)
-                result = await measure(contender, WORK / f"{key}-{r}")
-                contender.runs.append(result)
-                print(f" {result[0]:.3f} s, stall {result[1] * 1e3:.1f} ms", file=sys.stderr,
-                      flush=True)
+    await _harness.run_scenarios(plan.scenarios, plan.contenders, runs, WORK)
 
 
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
-def _ratio(ours: Contender, peer: Contender) -> float:
-    """aiostore / peer: of the rates (higher is better) or of the times (lower is better)."""
-    return ours.value / peer.value
-
-
-def table_lines(plan: Plan, markdown: bool) -> list[str]:
-    """The result table (Markdown or aligned plain text)."""
-    header = ["scenario", "aiostore", "peer", "ratio", "loop stall, ms (aiostore / peer)"]
-    body: list[list[str]] = []
-    for row in plan.rows:
-        ours, peer = plan.contenders[row.ours], plan.contenders[row.peer]
-        if not (ours.runs and peer.runs):
-            continue
-        body.append([
-            row.scenario,
-            ours.shown(),
-            f"{peer.shown()} — {row.peer_label}",
-            f"{_ratio(ours, peer):.2f}x {'↑' if ours.is_rate else '↓'}",
-            f"{ours.stall_ms:.1f} / {peer.stall_ms:.1f}",
-        ])
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "| " + " | ".join(["---", "---:", "---", "---:", "---:"]) + " |"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return lines
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" if i in (0, 2) else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*header), "  ".join("-" * w for w in widths)]
-    lines += [fmt.format(*cells) for cells in body]
-    return lines
-
-
-def contender_lines(plan: Plan) -> list[str]:
-    """Every contender's median, runs and stall (Markdown)."""
-    lines = ["| contender | scenario | median | runs (s) | stall median / worst, ms |",
-             "| --- | --- | ---: | --- | ---: |"]
-    for c in plan.contenders.values():
-        if not c.runs:
-            continue
-        runs = ", ".join(f"{s:.4f}" for s, _ in c.runs)
-        lines.append(f"| {c.label} | {c.scenario} | {c.shown()} | {runs} | "
-                     f"{c.stall_ms:.1f} / {c.worst_stall_ms:.1f} |")
-    return lines
-
-
 def target_lines(plan: Plan) -> list[str]:
     """The issue's targets, each PASS or FAIL (SKIP when its scenario did not run)."""
     c = plan.contenders
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
+    verdict, ratio = _harness.verdict, _harness.ratio
 
     def ran(*keys: str) -> bool:
         return all(c[k].runs for k in keys)
@@ -1010,8 +748,8 @@ def target_lines(plan: Plan) -> list[str]:
         lines.append(f"{verdict(rate >= ADD_RATE_TARGET)}  buffered 1 KiB adds: {rate:,.0f}/s "
                      f"(target >= {ADD_RATE_TARGET:,}/s)")
     if ran("a_add", "d_add", "d_add_y"):
-        vs_adb = _ratio(c["a_add"], c["d_add"])
-        vs_adb_y = _ratio(c["a_add"], c["d_add_y"])
+        vs_adb = ratio(c["a_add"], c["d_add"])
+        vs_adb_y = ratio(c["a_add"], c["d_add_y"])
         lines.append(f"{verdict(min(vs_adb, vs_adb_y) >= ADD_PEER_TARGET)}  buffered 1 KiB adds "
                      f"vs aiodiskdb: {vs_adb:.1f}x back-to-back, {vs_adb_y:.1f}x when aiodiskdb "
                      f"yields after each add (target >= {ADD_PEER_TARGET:.0f}x both)")
@@ -1025,7 +763,7 @@ def target_lines(plan: Plan) -> list[str]:
                      f"{DURABLE_TASKS} tasks: {rate:,.0f} items/s "
                      f"(target >= {DURABLE_RATE_TARGET:,}/s)")
     if ran("a_big", "p_dd"):
-        big = _ratio(c["a_big"], c["p_dd"])
+        big = ratio(c["a_big"], c["p_dd"])
         lines.append(f"{verdict(big >= BIG_TARGET)}  500 KiB adds + flush: {big:.2f}x the "
                      f"dd-style baseline's throughput (target >= {BIG_TARGET}x)")
     ours = [v for v in c.values() if v.key.startswith("a_") and v.runs]
@@ -1038,61 +776,11 @@ def target_lines(plan: Plan) -> list[str]:
                      f"{worst.stall_ms:.1f} ms ({worst.label}); per scenario, ms: {per_scenario} "
                      f"(medians of runs; target < {STALL_TARGET_MS:.0f} ms in every one)")
     if ran("a_open1", "a_open200"):
-        opening = _ratio(c["a_open200"], c["a_open1"])
+        opening = ratio(c["a_open200"], c["a_open1"])
         lines.append(f"{verdict(opening <= OPEN_TARGET)}  open time, {MANY_SEGMENTS} vs 1 sealed "
                      f"segments: {opening:.2f}x ({c['a_open200'].value:.2f} vs "
                      f"{c['a_open1'].value:.2f} ms) (target <= {OPEN_TARGET:.0f}x)")
     return lines
-
-
-def machine() -> str:
-    """nproc, kernel, CPU, file system of the work directory, versions."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    fstype = "?"
-    with contextlib.suppress(OSError):
-        best = ""
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            mount = parts[1]
-            if str(WORK).startswith(mount) and len(mount) > len(best):
-                best, fstype = mount, f"{parts[2]} ({parts[0]}, {parts[3]})"
-    versions = ", ".join(f"{pkg} {importlib.metadata.version(pkg)}" for pkg in
-                         ("aiostore", "aiodiskdb", "aiosqlite", "crc32c"))
-    return (f"nproc {os.cpu_count()}, Linux {platform.release()}, {cpu}; file system {fstype}; "
-            f"Python {platform.python_version()}; {versions}, SQLite {sqlite3.sqlite_version}")
-
-
-def aiostore_tree() -> tuple[str, str]:
-    """Which aiostore was measured: (what to print, an identity of aiostore/'s content).
-
-    The package is edited between commits, so this is the commit plus, when aiostore/ differs
-    from it, a fingerprint of the difference; the identity changes only when aiostore/ does
-    (not when unrelated files are committed).
-    """
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True,
-                              check=True).stdout
-    try:
-        head = git("rev-parse", "--short", "HEAD").strip()
-        tree = git("rev-parse", "HEAD:aiostore").strip()
-        diff = git("diff", "HEAD", "--", "aiostore")
-        untracked = git("ls-files", "--others", "--exclude-standard", "--", "aiostore").split()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", "unknown"
-    if not diff and not untracked:
-        return head, tree
-    digest = hashlib.sha256(diff.encode())
-    for name in sorted(untracked):
-        with contextlib.suppress(OSError):
-            digest.update(name.encode() + b"\0" + (ROOT / name).read_bytes())
-    fingerprint = digest.hexdigest()[:10]
-    return (f"{head} + uncommitted changes to aiostore/ (fingerprint {fingerprint})",
-            f"{tree}+{fingerprint}")
 
 
 NOTES = """\
@@ -1142,121 +830,73 @@ def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_do
            tree: tuple[str, str], load: str) -> None:
     """Print the table and targets; write the Markdown section into docs/benchmarks.md.
 
-    ``tree`` is :func:`aiostore_tree` taken when the run started (before aiostore was imported),
-    ``load`` the 1-minute load average then and at the end (the machines are shared: the
-    plain-Python baselines show how fast the CPU was).
+    ``tree`` is :func:`_harness.aiostore_tree` taken when the run started (before aiostore was
+    imported), ``load`` the 1-minute load average then and at the end (the machines are shared:
+    the plain-Python baselines show how fast the CPU was).
     """
     measured, identity = tree
-    now = aiostore_tree()
+    now = _harness.aiostore_tree()
     if now[1] != identity:
         measured += f"; aiostore/ changed during the run (now: {now[0]})"
-    print()
-    for line in table_lines(plan, markdown=False):
-        print(line)
-    print("\nratio = aiostore / peer: ↑ rates (higher is better), ↓ times (lower is better)\n")
-    for line in target_lines(plan):
-        print(line)
-    print(f"\n{machine()}\nload average {load}\naiostore: {measured}\ntotal {elapsed:.0f} s")
+    _harness.print_results(_harness.comparison_table(plan.contenders, plan.rows, markdown=False),
+                           target_lines(plan),
+                           [machine(), f"load average {load}", f"aiostore: {measured}",
+                            f"total {elapsed:.0f} s"])
     if not write_docs:
         return
-    section = "\n".join([
+    _harness.write_section(_harness.docs_section(
         SECTION,
-        "",
-        "```sh",
         COMMAND,
-        "```",
-        "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, {elapsed:.0f} s in all.",
-        f"Machine: {machine()}; load average {load}.",
-        "",
-        *table_lines(plan, markdown=True),
-        "",
-        "Targets (from the issue):",
-        "",
-        "```text",
-        *target_lines(plan),
-        "```",
-        "",
-        NOTES.format(runs=runs, adb_adds=min(ADB_ADDS, plan.adds), adds=plan.adds,
-                     big_adds=BIG_ADDS, read_items=READ_ITEMS, reads=READS, batch=BATCH,
-                     tasks=DURABLE_TASKS, per_task=DURABLE_PER_TASK, opens=OPENS),
-        "<details><summary>Every contender</summary>",
-        "",
-        *contender_lines(plan),
-        "",
-        "</details>",
-        "",
-    ])
-    replace_section(DOCS, section)
-    print(f"wrote {DOCS.relative_to(ROOT)}")
+        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
+               f"{elapsed:.0f} s in all.",
+               f"Machine: {machine()}; load average {load}."],
+        table_lines=_harness.comparison_table(plan.contenders, plan.rows, markdown=True),
+        targets=target_lines(plan),
+        notes=NOTES.format(runs=runs, adb_adds=min(ADB_ADDS, plan.adds), adds=plan.adds,
+                           big_adds=BIG_ADDS, read_items=READ_ITEMS, reads=READS, batch=BATCH,
+                           tasks=DURABLE_TASKS, per_task=DURABLE_PER_TASK, opens=OPENS),
+        contenders=_harness.contender_lines(plan.contenders.values(), digits=4),
+    ))
 
 
-def replace_section(doc: Path, section: str) -> None:
-    """Replace this script's section (up to the next ``## `` heading) in ``doc``, or append it."""
-    text = doc.read_text() if doc.exists() else (
-        "# Benchmarks\n\nMeasured against the peers aiostore replaces. Each section is written by "
-        "its benchmark script; see [benchmarks/README.md](../benchmarks/README.md).\n")
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        head = "\n".join(lines[:start]).rstrip("\n")
-        tail = "\n".join(lines[end:])
-        new = (head + "\n\n" if head else "") + section + ("\n" + tail if tail else "")
-    doc.write_text(new.rstrip("\n") + "\n")
+def machine() -> str:
+    """nproc, kernel, CPU, file system of the work directory, versions."""
+    return _harness.machine(WORK, ("aiostore", "aiodiskdb", "aiosqlite", "crc32c"),
+                            also=[f"SQLite {sqlite3.sqlite_version}"])
 
 
 # --------------------------------------------------------------------------------------------
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Command-line options (the defaults are the published configuration)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=RUNS, help="runs per contender (median)")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """This script's options (the defaults are the published configuration)."""
     parser.add_argument("--adds", type=int, default=ADDS,
                         help="buffered 1 KiB adds per run (scenario 1)")
     parser.add_argument("--only", action="append", choices=SCENARIOS, default=None,
                         help="run only this scenario (repeatable; implies --no-docs)")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to write (default: the system temp directory)")
-    parser.add_argument("--no-docs", action="store_true",
-                        help="do not update docs/benchmarks.md (implied by non-default sizes)")
-    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str]) -> None:
     """Re-execute inside ``.venv-bench`` if needed, then measure and report."""
     global WORK
-    args = parse_args(argv)
-    if args.dir is not None:
-        WORK = args.dir.resolve() / "aiostore-bench-segmentdb"
-    if not _in_bench_venv():
-        ensure_bench_venv()
-        reexec_in_bench_venv(argv)
-    ensure_bench_venv()  # run with .venv-bench/bin/python directly: install if never done
-    os.environ.pop(_REEXEC_MARK, None)
+    args = _harness.parse_args(argv, __doc__, RUNS, add_options)
+    WORK = _harness.work_dir(NAME, args.dir)
+    _harness.enter_bench_venv(__file__, NAME, REQUIREMENTS, argv)
     logging.getLogger("aiodiskdb").setLevel(logging.ERROR)  # "Aiodiskdb is stopped" warnings
     default = (args.runs, args.adds, args.only) == (RUNS, ADDS, None)
     write_docs = default and not args.no_docs
     started = dt.datetime.now(dt.timezone.utc)
-    tree = aiostore_tree()
+    tree = _harness.aiostore_tree()
     load_start = os.getloadavg()[0]
     t0 = time.perf_counter()
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    try:
+    with _harness.fresh_dir(WORK):
         plan = build_plan(args.adds)
         if args.only:
             plan.scenarios = [sc for sc in plan.scenarios if sc.key in args.only]
-        print(f"{args.runs} runs; work directory {WORK}", file=sys.stderr, flush=True)
+        _harness.progress(f"{args.runs} runs; work directory {WORK}")
         asyncio.run(run_plan(plan, args.runs))
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
     load = f"{load_start:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     report(plan, args.runs, started, time.perf_counter() - t0, write_docs, tree, load)
 
 
 if __name__ == "__main__":
     main(sys.argv[1:])
+

@@ -24,7 +24,8 @@ order rotates) so that disk noise hits all of them alike; the table shows median
 task (``sleep(0.001)`` in a loop) runs during every measurement and records the longest gap:
 the event-loop stall. Files go to a fresh directory under the system temp directory
 (``--dir`` to choose another), which is removed at the end. Results are printed and
-written to ``docs/benchmarks.md``.
+written to ``docs/benchmarks.md``. The venv, the measurement loop and the report plumbing are
+shared with the other benchmarks: see ``_harness.py``.
 """
 
 from __future__ import annotations
@@ -33,32 +34,27 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
-import importlib.metadata
 import json
 import logging
 import os
-import platform
 import secrets
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import _harness
+from _harness import Contender, Row, Scenario
 
 if TYPE_CHECKING:
     import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCH_VENV = ROOT / ".venv-bench"
-WORK = Path(tempfile.gettempdir()) / "aiostore-bench-writers"
-DOCS = ROOT / "docs" / "benchmarks.md"
+NAME = "writers"  # .venv-bench/.bench-writers-installed-*, $TMPDIR/aiostore-bench-writers
+WORK = _harness.work_dir(NAME)
 SECTION = "## Atomic writers (`make bench` → benchmarks/bench_writers.py)"
 COMMAND = "make bench  # or: python benchmarks/bench_writers.py"
 REQUIREMENTS = (
@@ -69,13 +65,12 @@ REQUIREMENTS = (
     "tqdm",  # imported by atio, not declared
     "pandas",
 )
-_REEXEC_MARK = "AIOSTORE_BENCH_REEXEC"
+EXTRAS = ("frames",)  # aiostore[frames], editable
 
 WRITES = 1000
 ROWS = 1_000_000
 RUNS = 3
 WORKERS = 32
-HEARTBEAT_S = 0.001
 
 # The issue's targets.
 SEQ_TARGET = 0.9  # sequential durable small writes >= 0.9x atomic-json-io's rate
@@ -85,116 +80,12 @@ STALL_TARGET_MS = 20.0  # max loop stall for aiostore, everywhere
 
 
 # --------------------------------------------------------------------------------------------
-# the dedicated venv
+# the timed bodies (each contender is _harness.from_body(maker))
 # --------------------------------------------------------------------------------------------
-def _venv_python() -> Path:
-    return BENCH_VENV / "bin" / "python"
-
-
-def _stamp() -> Path:
-    """A marker whose name changes when the requirements or aiostore's pyproject change."""
-    digest = hashlib.sha256()
-    digest.update("\n".join(REQUIREMENTS).encode())
-    digest.update((ROOT / "pyproject.toml").read_bytes())
-    return BENCH_VENV / f".bench-installed-{digest.hexdigest()[:16]}"
-
-
-def _in_bench_venv() -> bool:
-    return Path(sys.prefix).resolve() == BENCH_VENV.resolve()
-
-
-def ensure_bench_venv() -> None:
-    """Create ``.venv-bench`` and install the peers and aiostore into it, once."""
-    stamp = _stamp()
-    if stamp.exists() and _venv_python().exists():
-        return
-    if not _venv_python().exists():
-        print(f"creating {BENCH_VENV.relative_to(ROOT)} ...", file=sys.stderr, flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
-    print("installing the benchmark requirements (first run only) ...", file=sys.stderr,
-          flush=True)
-    pip = [str(_venv_python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-    subprocess.run([*pip, "--upgrade", "pip"], check=True)
-    subprocess.run([*pip, *REQUIREMENTS, "-e", f"{ROOT}[frames]"], check=True)
-    for old in BENCH_VENV.glob(".bench-installed-*"):
-        old.unlink()
-    stamp.touch()
-
-
-def reexec_in_bench_venv(argv: Sequence[str]) -> None:
-    """Replace this process by the same script run with the bench venv's interpreter."""
-    if os.environ.get(_REEXEC_MARK) == "1":
-        raise SystemExit(f"re-executed, but sys.prefix is {sys.prefix}, not {BENCH_VENV}")
-    python = str(_venv_python())
-    os.environ[_REEXEC_MARK] = "1"
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execv(python, [python, str(Path(__file__).resolve()), *argv])
-
-
-# --------------------------------------------------------------------------------------------
-# measurement
-# --------------------------------------------------------------------------------------------
-class Heartbeat:
-    """A task that sleeps 1 ms in a loop and records the longest gap: the event-loop stall."""
-
-    def __init__(self) -> None:
-        self.max_gap = 0.0
-        self._since = 0.0
-        self._task: asyncio.Task[None] | None = None
-
-    async def _beat(self) -> None:
-        while True:
-            self._since = time.perf_counter()
-            await asyncio.sleep(HEARTBEAT_S)
-            self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
-
-    async def start(self) -> None:
-        """Start beating (returns once the first beat is under way)."""
-        self._task = asyncio.create_task(self._beat())
-        await asyncio.sleep(0)
-
-    async def stop(self) -> float:
-        """Stop; the longest gap in seconds, counting one still open (a loop still blocked)."""
-        self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        return self.max_gap
-
-
-Body = Callable[[], Awaitable[None]]
+Body = _harness.Body
 BodyMaker = Callable[[Path], Body]
 SyncWriter = Callable[[Path, int], None]
 AsyncWriter = Callable[[Path, int], Awaitable[None]]
-
-
-@dataclass
-class Contender:
-    """One thing that is timed: a label, and a maker of its timed body for a fresh directory."""
-
-    key: str
-    label: str
-    make: BodyMaker
-    scenario: str
-    runs: list[tuple[float, float]] = field(default_factory=list)  # (seconds, stall seconds)
-
-    @property
-    def seconds(self) -> float:
-        """Median wall time of the runs."""
-        return statistics.median(s for s, _ in self.runs)
-
-    @property
-    def stall_ms(self) -> float:
-        """Median (over runs) of each run's longest loop stall, in ms."""
-        return statistics.median(g for _, g in self.runs) * 1e3
-
-    @property
-    def worst_stall_ms(self) -> float:
-        """The longest loop stall of any run, in ms."""
-        return max(g for _, g in self.runs) * 1e3
-
 
 def sequential_async(write: AsyncWriter, n: int) -> BodyMaker:
     """``n`` awaited writes, one after another."""
@@ -269,23 +160,6 @@ def once_direct(write: Callable[[Path], None]) -> BodyMaker:
 def once_thread(write: Callable[[Path], None]) -> BodyMaker:
     """One blocking write through ``asyncio.to_thread``."""
     return once_async(lambda d: asyncio.to_thread(write, d))
-
-
-async def measure(contender: Contender, directory: Path) -> tuple[float, float]:
-    """Run the contender once in ``directory``; (seconds, longest loop stall in seconds)."""
-    await asyncio.to_thread(directory.mkdir, parents=True)
-    body = contender.make(directory)
-    heartbeat = Heartbeat()
-    await heartbeat.start()
-    t0 = time.perf_counter()
-    await body()
-    seconds = time.perf_counter() - t0
-    stall = await heartbeat.stop()
-    # leave nothing for the next contender: flush dirty pages (non-durable writers leave some)
-    # and remove the files, outside the timed region
-    await asyncio.to_thread(os.sync)
-    await asyncio.to_thread(shutil.rmtree, directory)
-    return seconds, stall
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,26 +237,14 @@ def bare_write_json(path: Path, obj: object) -> None:
 
 
 @dataclass
-class Row:
-    """One line of the result table: aiostore's contender against one peer contender."""
-
-    scenario: str
-    ours: str
-    peer: str
-    peer_label: str
-    rate: bool  # True: writes/s (higher is better); False: seconds (lower is better)
-
-
-@dataclass
 class Plan:
-    """Everything to run: the contenders by scenario, and the table rows."""
+    """Everything to run: the contenders, the scenarios, the table rows."""
 
     contenders: dict[str, Contender]
-    scenarios: list[list[str]]
+    scenarios: list[Scenario]
     rows: list[Row]
     writes: int
     rows_in_frame: int
-
 
 def build_plan(writes: int, rows: int) -> Plan:
     """The contenders (peers imported here, inside the bench venv) and the table layout."""
@@ -396,7 +258,7 @@ def build_plan(writes: int, rows: int) -> Plan:
 
     records = make_records(writes)
     one_row_frames = [_one_row_frame(r) for r in records]  # atio cannot write a dict
-    print(f"building the {rows:,} x 5 DataFrame ...", file=sys.stderr, flush=True)
+    _harness.progress(f"building the {rows:,} x 5 DataFrame ...")
     df = make_frame(rows)
 
     def name(d: Path, i: int) -> Path:
@@ -406,12 +268,15 @@ def build_plan(writes: int, rows: int) -> Plan:
         atio.write(one_row_frames[i], str(name(d, i)), format="json", orient="records")
 
     c: dict[str, Contender] = {}
-
-    def add(key: str, label: str, make: BodyMaker, scenario: str) -> None:
-        c[key] = Contender(key, label, make, scenario)
-
     n = writes
     seq, conc, pqs, csvs = "seq", "conc", "parquet", "csv"
+
+    def add(key: str, label: str, make: BodyMaker, scenario: str) -> None:
+        if scenario in (seq, conc):  # a rate: n writes per run
+            c[key] = Contender(key, label, scenario, _harness.from_body(make), n, "w/s")
+        else:  # a time
+            c[key] = Contender(key, label, scenario, _harness.from_body(make), 0, "s")
+
     # 1. sequential small JSON writes
     add("a_seq", "aiostore.write_json, distinct files",
         sequential_async(lambda d, i: aiostore.write_json(name(d, i), records[i]), n), seq)
@@ -488,32 +353,31 @@ def build_plan(writes: int, rows: int) -> Plan:
     s_pq = f"{rows:,}-row DataFrame → Parquet"
     s_csv = f"{rows:,}-row DataFrame → CSV"
     table = [
-        Row(s_seq, "a_seq", "j_seq", "atomic-json-io (on the loop)", True),
-        Row(s_seq, "a_seq", "j_seq_t", "atomic-json-io (to_thread)", True),
-        Row(s_seq, "a_seq", "t_seq", "atio, 1-row DataFrame (on the loop)", True),
-        Row(s_seq, "a_seq", "b_seq", "bare Python recipe (on the loop)", True),
-        Row(s_seq, "a_seq", "b_seq_t", "bare Python recipe (to_thread)", True),
-        Row(s_one, "a_seq_one", "j_seq_one", "atomic-json-io (on the loop)", True),
-        Row(s_conc, "a_conc", "j_conc", "atomic-json-io (32 tasks, to_thread)", True),
-        Row(s_conc, "a_conc", "j_seq", "atomic-json-io, sequential (target)", True),
-        Row(s_conc, "a_conc", "t_conc", "atio, 1-row DataFrame (32 tasks, to_thread)", True),
-        Row(s_conc, "a_conc", "b_conc", "bare Python recipe (32 tasks, to_thread)", True),
-        Row(s_pq, "a_pq", "b_pq", "pq.write_table (on the loop; target)", False),
-        Row(s_pq, "a_pq", "b_pq_t", "pq.write_table (to_thread)", False),
-        Row(s_pq, "a_pq", "b_pq_dur", "pq.write_table + fsync recipe (to_thread)", False),
-        Row(s_pq, "a_pq", "t_pq", "atio (on the loop)", False),
-        Row(s_pq, "a_pq", "t_pq_t", "atio (to_thread)", False),
-        Row(s_pq + ", durable=False", "a_pq_nd", "b_pq", "pq.write_table (on the loop)", False),
-        Row(s_csv, "a_csv", "t_csv", "atio (on the loop)", False),
-        Row(s_csv, "a_csv", "t_csv_t", "atio (to_thread)", False),
-        Row(s_csv, "a_csv", "b_tocsv", "df.to_csv (on the loop)", False),
-        Row(s_csv, "a_csv", "b_pacsv", "pyarrow.csv.write_csv (on the loop)", False),
-        Row(s_csv, "a_csv", "b_pacsv_t", "pyarrow.csv.write_csv (to_thread)", False),
-        Row(s_csv + ", durable=False", "a_csv_nd", "b_pacsv", "pyarrow.csv.write_csv (on the loop)",
-            False),
+        Row(s_seq, "a_seq", "j_seq", "atomic-json-io (on the loop)"),
+        Row(s_seq, "a_seq", "j_seq_t", "atomic-json-io (to_thread)"),
+        Row(s_seq, "a_seq", "t_seq", "atio, 1-row DataFrame (on the loop)"),
+        Row(s_seq, "a_seq", "b_seq", "bare Python recipe (on the loop)"),
+        Row(s_seq, "a_seq", "b_seq_t", "bare Python recipe (to_thread)"),
+        Row(s_one, "a_seq_one", "j_seq_one", "atomic-json-io (on the loop)"),
+        Row(s_conc, "a_conc", "j_conc", "atomic-json-io (32 tasks, to_thread)"),
+        Row(s_conc, "a_conc", "j_seq", "atomic-json-io, sequential (target)"),
+        Row(s_conc, "a_conc", "t_conc", "atio, 1-row DataFrame (32 tasks, to_thread)"),
+        Row(s_conc, "a_conc", "b_conc", "bare Python recipe (32 tasks, to_thread)"),
+        Row(s_pq, "a_pq", "b_pq", "pq.write_table (on the loop; target)"),
+        Row(s_pq, "a_pq", "b_pq_t", "pq.write_table (to_thread)"),
+        Row(s_pq, "a_pq", "b_pq_dur", "pq.write_table + fsync recipe (to_thread)"),
+        Row(s_pq, "a_pq", "t_pq", "atio (on the loop)"),
+        Row(s_pq, "a_pq", "t_pq_t", "atio (to_thread)"),
+        Row(s_pq + ", durable=False", "a_pq_nd", "b_pq", "pq.write_table (on the loop)"),
+        Row(s_csv, "a_csv", "t_csv", "atio (on the loop)"),
+        Row(s_csv, "a_csv", "t_csv_t", "atio (to_thread)"),
+        Row(s_csv, "a_csv", "b_tocsv", "df.to_csv (on the loop)"),
+        Row(s_csv, "a_csv", "b_pacsv", "pyarrow.csv.write_csv (on the loop)"),
+        Row(s_csv, "a_csv", "b_pacsv_t", "pyarrow.csv.write_csv (to_thread)"),
+        Row(s_csv + ", durable=False", "a_csv_nd", "b_pacsv",
+            "pyarrow.csv.write_csv (on the loop)"),
     ]
-    scenarios = [[k for k, v in c.items() if v.scenario == s] for s in (seq, conc, pqs, csvs)]
-    return Plan(c, scenarios, table, writes, rows)
+    return Plan(c, _harness.group_scenarios(c), table, writes, rows)
 
 
 def _one_row_frame(record: dict[str, Any]) -> pd.DataFrame:
@@ -554,80 +418,19 @@ async def run_plan(plan: Plan, runs: int) -> None:
     # the same 32 threads aiostore's pool has
     loop.set_default_executor(ThreadPoolExecutor(WORKERS, thread_name_prefix="peer"))
     await warm_up(plan)
-    for keys in plan.scenarios:
-        for r in range(runs):
-            shift = r % len(keys)
-            for key in keys[shift:] + keys[:shift]:
-                contender = plan.contenders[key]
-                print(f"  round {r + 1}/{runs}  {contender.scenario:8} {contender.label} ...",
-                      end="", file=sys.stderr, flush=True)
-                result = await measure(contender, WORK / f"{key}-{r}")
-                contender.runs.append(result)
-                print(f" {result[0]:.3f} s, stall {result[1] * 1e3:.1f} ms", file=sys.stderr,
-                      flush=True)
+    await _harness.run_scenarios(plan.scenarios, plan.contenders, runs, WORK)
 
 
 # --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
-def _value(plan: Plan, c: Contender, rate: bool) -> str:
-    if rate:
-        return f"{plan.writes / c.seconds:,.0f} w/s"
-    return f"{c.seconds:.3f} s"
-
-
-def _ratio(ours: Contender, peer: Contender, rate: bool) -> float:
-    return peer.seconds / ours.seconds if rate else ours.seconds / peer.seconds
-
-
-def table_lines(plan: Plan, markdown: bool) -> list[str]:
-    """The result table (Markdown or aligned plain text)."""
-    header = ["scenario", "aiostore", "peer", "ratio", "loop stall, ms (aiostore / peer)"]
-    body: list[list[str]] = []
-    for row in plan.rows:
-        ours, peer = plan.contenders[row.ours], plan.contenders[row.peer]
-        ratio = _ratio(ours, peer, row.rate)
-        body.append([
-            row.scenario,
-            _value(plan, ours, row.rate),
-            f"{_value(plan, peer, row.rate)} — {row.peer_label}",
-            f"{ratio:.2f}x {'↑' if row.rate else '↓'}",
-            f"{ours.stall_ms:.1f} / {peer.stall_ms:.1f}",
-        ])
-    if markdown:
-        lines = ["| " + " | ".join(header) + " |",
-                 "| " + " | ".join(["---", "---:", "---", "---:", "---:"]) + " |"]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return lines
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    fmt = "  ".join(f"{{:<{w}}}" if i in (0, 2) else f"{{:>{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*header), "  ".join("-" * w for w in widths)]
-    lines += [fmt.format(*cells) for cells in body]
-    return lines
-
-
-def contender_lines(plan: Plan) -> list[str]:
-    """Every contender's median, spread and stall (Markdown)."""
-    lines = ["| contender | scenario | median | runs (s) | stall median / worst, ms |",
-             "| --- | --- | ---: | --- | ---: |"]
-    for c in plan.contenders.values():
-        runs = ", ".join(f"{s:.3f}" for s, _ in c.runs)
-        value = _value(plan, c, c.scenario in ("seq", "conc"))
-        lines.append(f"| {c.label} | {c.scenario} | {value} | {runs} | "
-                     f"{c.stall_ms:.1f} / {c.worst_stall_ms:.1f} |")
-    return lines
-
-
 def target_lines(plan: Plan) -> list[str]:
     """The issue's targets, each PASS or FAIL."""
     c = plan.contenders
-
-    def verdict(ok: bool) -> str:
-        return "PASS" if ok else "FAIL"
-
-    seq = _ratio(c["a_seq"], c["j_seq"], True)
-    conc = _ratio(c["a_conc"], c["j_seq"], True)
-    parquet = _ratio(c["a_pq"], c["b_pq"], False)
+    verdict, ratio = _harness.verdict, _harness.ratio
+    seq = ratio(c["a_seq"], c["j_seq"])
+    conc = ratio(c["a_conc"], c["j_seq"])
+    parquet = ratio(c["a_pq"], c["b_pq"])
     ours = [v for v in c.values() if v.key.startswith("a_")]
     worst = max(ours, key=lambda v: v.stall_ms)
     worst_run = max(ours, key=lambda v: v.worst_stall_ms)
@@ -646,35 +449,8 @@ def target_lines(plan: Plan) -> list[str]:
 
 def machine() -> str:
     """nproc, kernel, CPU, file system of the work directory, versions."""
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    fstype = "?"
-    with contextlib.suppress(OSError):
-        best = ""
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            mount = parts[1]
-            if str(WORK).startswith(mount) and len(mount) > len(best):
-                best, fstype = mount, f"{parts[2]} ({parts[0]}, {parts[3]})"
-    versions = ", ".join(f"{pkg} {importlib.metadata.version(pkg)}" for pkg in
-                         ("aiostore", "atomic-json-io", "atio", "pyarrow", "pandas", "numpy"))
-    return (f"nproc {os.cpu_count()}, Linux {platform.release()}, {cpu}; file system {fstype}; "
-            f"Python {platform.python_version()}; {versions}")
-
-
-def _git_head() -> str:
-    try:
-        out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "aiostore"],
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return out + (" (aiostore/ modified)" if dirty else "")
+    return _harness.machine(WORK, ("aiostore", "atomic-json-io", "atio", "pyarrow", "pandas",
+                                   "numpy"))
 
 
 NOTES = """\
@@ -705,103 +481,46 @@ How to read it:
 
 def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_docs: bool) -> None:
     """Print the table and targets; write the Markdown section into docs/benchmarks.md."""
-    print()
-    for line in table_lines(plan, markdown=False):
-        print(line)
-    print("\nratio = aiostore / peer: ↑ rates (higher is better), ↓ times (lower is better)\n")
-    for line in target_lines(plan):
-        print(line)
-    print(f"\n{machine()}\ntotal {elapsed:.0f} s")
+    _harness.print_results(_harness.comparison_table(plan.contenders, plan.rows, markdown=False),
+                           target_lines(plan), [machine(), f"total {elapsed:.0f} s"])
     if not write_docs:
         return
-    section = "\n".join([
+    _harness.write_section(_harness.docs_section(
         SECTION,
-        "",
-        "```sh",
         COMMAND,
-        "```",
-        "",
-        f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {_git_head()}, {elapsed:.0f} s in all.",
-        f"Machine: {machine()}.",
-        "",
-        *table_lines(plan, markdown=True),
-        "",
-        "Targets (from the issue):",
-        "",
-        "```text",
-        *target_lines(plan),
-        "```",
-        "",
-        NOTES.format(runs=runs, workers=WORKERS, writes=plan.writes),
-        "<details><summary>Every contender</summary>",
-        "",
-        *contender_lines(plan),
-        "",
-        "</details>",
-        "",
-    ])
-    replace_section(DOCS, section)
-    print(f"wrote {DOCS.relative_to(ROOT)}")
-
-
-def replace_section(doc: Path, section: str) -> None:
-    """Replace the section (up to the next ``## `` heading) in ``doc``, or append it."""
-    text = doc.read_text() if doc.exists() else (
-        "# Benchmarks\n\nMeasured against the peers aiostore replaces. Each section is written by "
-        "its benchmark script; see [benchmarks/README.md](../benchmarks/README.md).\n")
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
-                   len(lines))
-        head = "\n".join(lines[:start]).rstrip("\n")
-        tail = "\n".join(lines[end:])
-        new = (head + "\n\n" if head else "") + section + ("\n" + tail if tail else "")
-    doc.write_text(new.rstrip("\n") + "\n")
+        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {_harness.git_head()}, "
+               f"{elapsed:.0f} s in all.",
+               f"Machine: {machine()}."],
+        table_lines=_harness.comparison_table(plan.contenders, plan.rows, markdown=True),
+        targets=target_lines(plan),
+        notes=NOTES.format(runs=runs, workers=WORKERS, writes=plan.writes),
+        contenders=_harness.contender_lines(plan.contenders.values()),
+    ))
 
 
 # --------------------------------------------------------------------------------------------
-def parse_args(argv: Sequence[str]) -> argparse.Namespace:
-    """Command-line options (the defaults are the published configuration)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=RUNS, help="runs per contender (median)")
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """This script's options (the defaults are the published configuration)."""
     parser.add_argument("--writes", type=int, default=WRITES, help="small JSON writes per run")
     parser.add_argument("--rows", type=int, default=ROWS, help="rows of the DataFrame")
-    parser.add_argument("--dir", type=Path, default=None,
-                        help="where to write (default: the system temp directory)")
-    parser.add_argument("--no-docs", action="store_true",
-                        help="do not update docs/benchmarks.md (implied by non-default sizes)")
-    return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str]) -> None:
     """Re-execute inside ``.venv-bench`` if needed, then measure and report."""
     global WORK
-    args = parse_args(argv)
-    if args.dir is not None:
-        WORK = args.dir.resolve() / "aiostore-bench-writers"
-    if not _in_bench_venv():
-        ensure_bench_venv()
-        reexec_in_bench_venv(argv)
-    ensure_bench_venv()  # run with .venv-bench/bin/python directly: install if never done
-    os.environ.pop(_REEXEC_MARK, None)
+    args = _harness.parse_args(argv, __doc__, RUNS, add_options)
+    WORK = _harness.work_dir(NAME, args.dir)
+    _harness.enter_bench_venv(__file__, NAME, REQUIREMENTS, argv, EXTRAS)
     logging.disable(logging.INFO)  # atio logs at INFO on every call (set up again each call)
     default = (args.runs, args.writes, args.rows) == (RUNS, WRITES, ROWS)
     write_docs = default and not args.no_docs
     started = dt.datetime.now(dt.timezone.utc)
     t0 = time.perf_counter()
-    if WORK.exists():
-        shutil.rmtree(WORK)
-    WORK.mkdir(parents=True)
-    try:
+    with _harness.fresh_dir(WORK):
         plan = build_plan(args.writes, args.rows)
-        print(f"record size {len(json.dumps(make_records(1)[0]))} bytes; {args.runs} runs",
-              file=sys.stderr, flush=True)
+        _harness.progress(f"record size {len(json.dumps(make_records(1)[0]))} bytes; "
+                          f"{args.runs} runs")
         asyncio.run(run_plan(plan, args.runs))
-    finally:
-        shutil.rmtree(WORK, ignore_errors=True)
     report(plan, args.runs, started, time.perf_counter() - t0, write_docs)
 
 
