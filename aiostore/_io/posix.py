@@ -63,11 +63,14 @@ class PosixFileSystem(FileSystem):
             view = view[n:]
 
     def pwritev(self, fd: int, buffers: Sequence[Buffer], offset: int) -> None:
-        pending = [memoryview(b).cast("B") for b in buffers if len(b)]
+        pending = [b if type(b) is bytes else memoryview(b).cast("B") for b in buffers]
         while pending:
             batch = pending[:_IOV_MAX]
             n = os.pwritev(fd, batch, offset)
             offset += n
+            if n == sum(map(len, batch)):  # the usual case: all of it
+                pending = pending[len(batch):]
+                continue
             # drop fully written buffers, keep the rest of a partly written one
             i = 0
             while i < len(batch) and n >= len(batch[i]):

@@ -10,8 +10,9 @@ import warnings
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from dataclasses import dataclass
+from itertools import accumulate, repeat
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, cast
 
 from .._io.base import Buffer, FileSystem, current_fs
 from .._io.offload import run_commit, run_sync
@@ -44,6 +45,7 @@ from .format import (
     TX_COMMIT_SIZE,
     BadRecord,
     SegmentHeader,
+    frame_records,
     iter_records,
     record_crc,
     record_header,
@@ -65,7 +67,36 @@ _ADD_YIELD_EVERY = 256
 _MARKER = record_header(b"", FLAG_FLUSH)
 
 _Key = tuple[int, int]  # (index, position)
-_Spans = dict[_Key, tuple[_Key, int]]  # transactions: first item -> (last item, item count)
+
+
+class _TxBlock:
+    """A committing transaction in the buffer: one entry, keyed by its first item's position.
+
+    Placing it is O(1) on the loop, and until its flush completes its items are invisible:
+    ``_from_ram`` finds no ``bytes`` for them. The flush's worker hop frames the items and
+    computes their locations."""
+
+    __slots__ = ("first", "items", "locations", "payload")
+
+    def __init__(self, first: _Key, items: list[bytes], payload: int) -> None:
+        self.first = first
+        self.items = items
+        self.payload = payload  # payload bytes
+        self.locations: list[ItemLocation] | None = None
+
+    def compute_locations(self) -> list[ItemLocation]:
+        """The items' locations (computed once, by whoever asks first)."""
+        if self.locations is None:
+            index, first = self.first
+            sizes = [len(item) for item in self.items]
+            positions = accumulate((RECORD_HEADER_SIZE + n for n in sizes[:-1]), initial=first)
+            # ItemLocation(...) without its Python-level __new__: a tenth of the cost
+            self.locations = list(map(tuple.__new__, repeat(ItemLocation),
+                                      zip(repeat(index), positions, sizes)))
+        return self.locations
+
+
+_Entry = bytes | _TxBlock  # a buffered item, or a whole transaction
 
 
 @dataclass(frozen=True)
@@ -231,11 +262,9 @@ class SegmentDB:
         self._index = index  # segment receiving new adds
         self._end = end  # where the next record goes in it (flushed + buffered)
         self._flushed_ends: dict[int, int] = {index: end}  # durable end of recent segments
-        self._pending: dict[_Key, bytes] = {}
+        self._pending: dict[_Key, _Entry] = {}
         self._pending_bytes = 0
-        self._inflight: dict[_Key, bytes] = {}
-        self._pending_tx: _Spans = {}
-        self._inflight_tx: _Spans = {}
+        self._inflight: dict[_Key, _Entry] = {}
         self._seq = 0  # items added
         self._flushed_seq = 0  # items durable
         self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
@@ -316,7 +345,7 @@ class SegmentDB:
             if self._writer is not None:
                 await self._drain()
             if self._failed is not None:
-                self._lost += len(self._pending)
+                self._lost += _count(self._pending.values())
                 self._pending = {}
             elif self._flushed_seq and self._writer is not None:
                 await self._seal_last_flush()
@@ -519,8 +548,6 @@ class SegmentDB:
         self._inflight = batch
         self._pending = {}
         self._pending_bytes = 0
-        tx = self._inflight_tx = self._pending_tx
-        self._pending_tx = {}
         upto = self._seq
         if batch:  # the flush marker after the last record of the current segment
             last_index = next(reversed(batch))[0]
@@ -529,22 +556,27 @@ class SegmentDB:
         assert self._writer is not None
         writer = self._writer
 
-        def frame_and_write() -> list[tuple[int, int]]:
+        def frame_and_write() -> tuple[list[tuple[int, int]], int, int, ItemLocation,
+                                       ItemLocation]:
             # framing (CRC32C per record) runs here, not on the loop: a big batch would
             # otherwise stall the loop for milliseconds
-            groups = self._frame(batch, tx)
+            groups, count, size = self._frame(batch)
             writer.write(groups)
-            return [(index, position + sum(len(b) for b in buffers))
-                    for index, position, buffers in groups]
+            return ([(index, position + sum(len(b) for b in buffers))
+                     for index, position, buffers in groups], count, size,
+                    _location(first_key, batch[first_key], first=True),
+                    _location(last_key, batch[last_key], first=False))
 
+        first_key = next(iter(batch))
+        last_key = next(reversed(batch))
         try:
-            ends = await run_commit(frame_and_write)
+            ends, count, size, first, last = await run_commit(frame_and_write)
         except BaseException as exc:
             self._inflight = {}
-            self._inflight_tx = {}
-            self._lost += len(batch)
+            lost = _count(batch.values())
+            self._lost += lost
             self._failed = exc
-            err = DatabaseFailedError(f"flushing {len(batch)} items failed: {exc}; the "
+            err = DatabaseFailedError(f"flushing {lost} items failed: {exc}; the "
                                       "SegmentDB refuses writes until it is reopened")
             err.__cause__ = exc
             self._fail_waiters(err)
@@ -559,16 +591,11 @@ class SegmentDB:
         for index in [i for i in self._flushed_ends if i < self._index - 1]:
             del self._flushed_ends[index]
         self._inflight = {}
-        self._inflight_tx = {}
         self._release_waiters()
-        first = next(iter(batch))
-        last = next(reversed(batch))
         self.events.fire(DBEvent(
-            "write", f"persisted {len(batch)} items: segment {first[0]} offset {first[1]} to "
-            f"segment {last[0]} offset {last[1]}",
-            first=ItemLocation(first[0], first[1], len(batch[first])),
-            last=ItemLocation(last[0], last[1], len(batch[last])),
-            count=len(batch), size=sum(len(v) for v in batch.values())))
+            "write", f"persisted {count} items: segment {first.index} offset {first.position} "
+            f"to segment {last.index} offset {last.position}",
+            first=first, last=last, count=count, size=size))
 
     async def _seal_last_flush(self) -> None:
         """A clean stop appends one more flush marker: it proves the last flush complete, so
@@ -584,40 +611,47 @@ class SegmentDB:
         self._flushed_ends[self._index] = self._end
 
     @staticmethod
-    def _frame(batch: dict[_Key, bytes], tx: _Spans) -> list[tuple[int, int, list[Buffer]]]:
-        """Group the batch per segment into (index, first position, [hdr, payload, ...]);
-        the items of each transaction in ``tx`` are framed as TX_ITEMs and followed by their
-        commit record.
+    def _frame(batch: dict[_Key, _Entry]) -> tuple[list[tuple[int, int, list[Buffer]]], int, int]:
+        """Group the batch per segment into (index, first position, [hdr, payload, ...]); a
+        transaction's items are framed as TX_ITEMs followed by its commit record. Also returns
+        the number of items and their payload bytes.
 
         Runs in the flush's worker hop (the batch is no longer touched by the loop).
         """
         groups: list[tuple[int, int, list[Buffer]]] = []
         current = -1
-        buffers: list[Buffer] = []
-        pack = RECORD_HEADER.pack
-        flags = FLAG_ITEM
-        tx_end: tuple[_Key, bytes] | None = None  # (last item, its commit record's payload)
+        buffers: list[bytes] = []
+        run: list[bytes] = []  # consecutive plain items, framed together
+        count = size = 0
         for key, data in batch.items():
             index = key[0]
+            if run and (index != current or type(data) is not bytes):
+                size += frame_records(run, FLAG_ITEM, buffers)
+                count += len(run)
+                run = []
             if index != current:
                 if buffers:
                     buffers.append(_MARKER)
                 buffers = []
-                groups.append((index, key[1], buffers))
+                groups.append((index, key[1], cast(list[Buffer], buffers)))
                 current = index
-            if tx and key in tx:
-                last, count = tx[key]
-                flags = FLAG_TX_ITEM
-                tx_end = (last, TX_COMMIT.pack(count, key[1]))
-            buffers.append(pack(RECORD_MAGIC, flags, len(data), record_crc(flags, data)))
-            buffers.append(data)
-            if tx_end is not None and key == tx_end[0]:
-                buffers.append(record_header(tx_end[1], FLAG_TX_COMMIT))
-                buffers.append(tx_end[1])
-                flags, tx_end = FLAG_ITEM, None
+            if type(data) is bytes:
+                run.append(data)
+                continue
+            assert isinstance(data, _TxBlock)
+            frame_records(data.items, FLAG_TX_ITEM, buffers)
+            commit = TX_COMMIT.pack(len(data.items), key[1])
+            buffers.append(record_header(commit, FLAG_TX_COMMIT))
+            buffers.append(commit)
+            data.compute_locations()
+            count += len(data.items)
+            size += data.payload
+        if run:
+            size += frame_records(run, FLAG_ITEM, buffers)
+            count += len(run)
         if buffers:
             buffers.append(_MARKER)
-        return groups
+        return groups, count, size
 
     # --- transactions ------------------------------------------------------------------------
     def transaction(self) -> Transaction:
@@ -643,19 +677,13 @@ class SegmentDB:
             self._index += 1
             end = SEGMENT_HEADER_SIZE
             self._flushed_ends[self._index] = end
-        index = self._index
-        first = end
-        locations = []
-        pending = self._pending
-        for item in items:
-            pending[(index, end)] = item
-            locations.append(ItemLocation(index, end, len(item)))
-            end += RECORD_HEADER_SIZE + len(item)
-        self._pending_tx[(index, first)] = ((index, locations[-1].position), len(items))
-        self._end = end + TX_COMMIT_SIZE
+        key = (self._index, end)
+        block = _TxBlock(key, items, tx._bytes - RECORD_HEADER_SIZE * len(items))
+        self._pending[key] = block  # one entry: O(1) on the loop however many items
+        self._end = end + need
         self._pending_bytes += need
         self._seq += len(items)
-        tx.locations = locations
+        tx._block = block
         await self._flush_upto(self._seq)
 
     # --- pruning -----------------------------------------------------------------------------
@@ -824,10 +852,12 @@ class SegmentDB:
             return total
 
         live = await run_sync(sizes)
-        buffered = list(self._pending.values()) + list(self._inflight.values())
+        buffered = [*self._pending.values(), *self._inflight.values()]
         return DBStats(segments=len(indices), current_index=self._index, live_bytes=live,
-                       trimmed_bytes=self._trims.trimmed_bytes, items_buffered=len(buffered),
-                       bytes_buffered=sum(len(b) for b in buffered),
+                       trimmed_bytes=self._trims.trimmed_bytes,
+                       items_buffered=_count(buffered),
+                       bytes_buffered=sum(len(b) if isinstance(b, bytes) else b.payload
+                                          for b in buffered),
                        dropped_segments=len(self._trims.dropped))
 
     # --- reading -----------------------------------------------------------------------------
@@ -872,21 +902,13 @@ class SegmentDB:
         if data is None:
             data = self._inflight.get(key)
         if data is None:
-            return None
-        if (self._pending_tx or self._inflight_tx) and self._uncommitted(key):
+            return None  # (an item of a committing transaction: not flushed, so refused)
+        if type(data) is not bytes:
             raise InvalidLocationError(f"{location} was never written (its transaction has not "
                                        "committed yet)")
         if len(data) != location.size:
             raise InvalidLocationError(f"{location}: the item there has {len(data)} bytes")
         return data
-
-    def _uncommitted(self, key: _Key) -> bool:
-        """Whether ``key`` is an item of a transaction still being committed."""
-        for spans in (self._pending_tx, self._inflight_tx):
-            for first, (last, _) in spans.items():
-                if first <= key <= last:
-                    return True
-        return False
 
     def _segment_path(self, index: int) -> str:
         return os.path.join(self.path, segment_name(self.file_prefix, self.file_padding, index))
@@ -1051,10 +1073,9 @@ class SegmentDB:
                 offset = max(offset, end)
             # caught up with the disk: what is in RAM now, taken in the same loop step
             ram = list(self._inflight.items()) + list(self._pending.items())
-            spans = bool(self._pending_tx or self._inflight_tx)
-            for key, data in ram:
-                if key >= (index, offset) and not (spans and self._uncommitted(key)):
-                    yield ItemLocation(key[0], key[1], len(data)), data
+            for key, entry in ram:  # (committing transactions are not visible yet)
+                if key >= (index, offset) and isinstance(entry, bytes):
+                    yield ItemLocation(key[0], key[1], len(entry)), entry
             break
 
     async def _scan_segment(self, index: int, cursor: list[int], end: int | None
@@ -1294,3 +1315,16 @@ def _check_trim(fs: FileSystem, fd: int, path: str, op: trim.TrimOp, check: byte
             raise SafetyCheckError(f"ltrim of {where}: safety_check does not match the end of "
                                    f"the data it would remove (...{tail[-16:]!r})")
     return pos - start
+
+
+def _count(entries: Iterable[_Entry]) -> int:
+    """Items in a buffer (a transaction counts its items)."""
+    return sum(1 if isinstance(v, bytes) else len(v.items) for v in entries)
+
+
+def _location(key: _Key, entry: _Entry, *, first: bool) -> ItemLocation:
+    """The first or last item location of a buffer entry (worker side: blocks are framed)."""
+    if isinstance(entry, bytes):
+        return ItemLocation(key[0], key[1], len(entry))
+    locations = entry.compute_locations()
+    return locations[0] if first else locations[-1]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import struct
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import crc32c as _crc32c
@@ -62,6 +62,28 @@ def crc32c(data: bytes | bytearray | memoryview, start: int = 0) -> int:
 def record_crc(flags: int, payload: bytes | bytearray | memoryview) -> int:
     """The checksum stored in a record header."""
     return int(_crc32c.crc32c(payload, _crc32c.crc32c(_FLAGS_LENGTH.pack(flags, len(payload)))))
+
+
+def frame_records(items: Iterable[bytes], flags: int, out: list[bytes]) -> int:
+    """Append each item's 12-byte header and the item to ``out``; return their payload bytes.
+
+    The hot loop of every flush: the CRC of the (flags, length) prefix is computed once per
+    distinct length, so an item costs one hardware CRC32C call and one ``struct.pack``."""
+    pack = RECORD_HEADER.pack
+    crc = _crc32c.crc32c
+    prefix = _FLAGS_LENGTH.pack
+    cache: dict[int, int] = {}
+    append = out.append
+    total = 0
+    for item in items:
+        n = len(item)
+        pre = cache.get(n)
+        if pre is None:
+            pre = cache[n] = crc(prefix(flags, n))
+        append(pack(RECORD_MAGIC, flags, n, crc(item, pre)))
+        append(item)
+        total += n
+    return total
 
 
 def record_header(payload: bytes | bytearray | memoryview, flags: int = FLAG_ITEM) -> bytes:

@@ -13,7 +13,7 @@ from .format import FLUSH_MARKER_SIZE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, 
 from .location import ItemLocation
 
 if TYPE_CHECKING:
-    from .db import SegmentDB
+    from .db import SegmentDB, _TxBlock
 
 __all__ = ["Transaction"]
 
@@ -43,9 +43,14 @@ class Transaction:
         self._db = db
         self._items: list[bytes] = []
         self._bytes = 0  # framed size of the items
+        self._limit = db.max_file_size - SEGMENT_HEADER_SIZE - TX_COMMIT_SIZE - FLUSH_MARKER_SIZE
         self._state = "open"
-        #: the items' locations, in add order, once :meth:`commit` has placed them
-        self.locations: list[ItemLocation] = []
+        self._block: _TxBlock | None = None  # set by the commit once the items are placed
+
+    @property
+    def locations(self) -> list[ItemLocation]:
+        """The items' locations, in add order, once :meth:`commit` placed them (else ``[]``)."""
+        return [] if self._block is None else list(self._block.compute_locations())
 
     @property
     def state(self) -> str:
@@ -63,7 +68,8 @@ class Transaction:
         fit in one segment (the item is not added; the transaction stays usable), and
         :class:`~aiostore.errors.TransactionClosedError` once committed or discarded.
         """
-        self._check_open()
+        if self._state != "open":
+            self._check_open()
         if type(data) is bytes:
             item = data
         elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -71,11 +77,10 @@ class Transaction:
         else:
             raise InvalidTypeError(f"items must be bytes-like, not {type(data).__name__}")
         need = self._bytes + RECORD_HEADER_SIZE + len(item)
-        limit = self._db.max_file_size - SEGMENT_HEADER_SIZE - TX_COMMIT_SIZE - FLUSH_MARKER_SIZE
-        if need > limit:
+        if need > self._limit:
             raise InvalidArgumentError(
                 f"a transaction must fit in one segment: with this item of {len(item)} bytes "
-                f"it would need {need} of the {limit} bytes a segment of max_file_size="
+                f"it would need {need} of the {self._limit} bytes a segment of max_file_size="
                 f"{self._db.max_file_size} has for it")
         self._items.append(item)
         self._bytes = need
@@ -98,9 +103,9 @@ class Transaction:
         self._check_open()
         self._state = "committing"
         try:
-            await self._db._commit(self)  # sets self.locations once the items are placed
+            await self._db._commit(self)  # sets self._block once the items are placed
         except BaseException:
-            if not self.locations:  # nothing placed: still open
+            if self._block is None:  # nothing placed: still open
                 self._state = "open"
             raise
         self._items = []
