@@ -84,6 +84,9 @@ FSYNC_EACH = 500  # the fsync-per-item baseline (rate extrapolated)
 SEGMENT_SIZE = 256 * KiB  # scenario 5
 MANY_SEGMENTS = 200
 OPENS = 11  # opens per run; the run's value is their median
+TX_ITEMS = 10_000  # scenario 6: one transaction of 10,000 x 1 KiB
+TRIM_SEGMENT = 128 << 20  # scenario 7: ltrim of the first half of a full 128 MiB segment
+ADB_TRIM_ITEM = 1 << 20  # aiodiskdb's 128 MiB file is built from 1 MiB items (faster setup)
 
 # The issue's targets.
 ADD_RATE_TARGET = 300_000  # buffered 1 KiB adds/s
@@ -93,8 +96,10 @@ DURABLE_RATE_TARGET = 50_000  # durable 1 KiB adds/s, 64 tasks
 BIG_TARGET = 0.8  # 500 KiB add throughput >= 0.8 x the dd-style baseline
 STALL_TARGET_MS = 10.0  # max loop stall for aiostore, every scenario
 OPEN_TARGET = 2.0  # open time with 200 sealed segments <= 2 x with 1
+TX_RATE_TARGET = 100_000  # items/s of a 10,000-item transaction (add + commit)
+LTRIM_TARGET_MS = 50.0  # ltrim of half a 128 MiB segment
 
-SCENARIOS = ("adds", "big", "reads", "durable", "open")
+SCENARIOS = ("adds", "big", "reads", "durable", "open", "tx", "ltrim")
 
 _LEN = struct.Struct("<I")
 
@@ -161,6 +166,10 @@ class Data:
     def open_dir(self, who: str, segments: int) -> Path:
         """The databases of scenario 5: ``who`` is "aiostore" or "aiodiskdb"."""
         return self.work / f"setup-open-{who}-{segments}"
+
+    def trim_dir(self, who: str) -> Path:
+        """The template databases of scenario 7 (copied for each run)."""
+        return self.work / f"setup-ltrim-{who}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,6 +591,109 @@ def adb_open_time(data: Data, sealed: int) -> Prepare:
 
 
 # --------------------------------------------------------------------------------------------
+# scenario 6: one 10,000 x 1 KiB transaction
+# --------------------------------------------------------------------------------------------
+def aio_tx(data: Data) -> Prepare:
+    """``async with db.transaction() as tx:`` ``TX_ITEMS`` x ``tx.add(1 KiB)`` (commit on exit:
+    durable), on a fresh SegmentDB."""
+    import aiostore
+
+    async def prepare(d: Path) -> Trial:
+        db = aiostore.SegmentDB(d / "db")
+        await db.start()
+        items = data.items
+
+        async def run() -> None:
+            async with db.transaction() as tx:
+                for i in range(TX_ITEMS):
+                    tx.add(items[i & 255])
+            assert len(tx.locations) == TX_ITEMS
+
+        return Trial(run, db.stop)
+    return prepare
+
+
+def adb_tx(data: Data) -> Prepare:
+    """``tx = await db.transaction()``, ``TX_ITEMS`` x ``tx.add(1 KiB)``, ``await tx.commit()``
+    on a fresh aiodiskdb (its commit never fsyncs)."""
+    async def prepare(d: Path) -> Trial:
+        db, task = await adb_open(d / "db")
+        items = data.items
+
+        async def run() -> None:
+            tx = await db.transaction()
+            for i in range(TX_ITEMS):
+                tx.add(items[i & 255])
+            await tx.commit()
+
+        return Trial(run, lambda: adb_close(db, task))
+    return prepare
+
+
+# --------------------------------------------------------------------------------------------
+# scenario 7: ltrim of the first half of a 128 MiB segment
+# --------------------------------------------------------------------------------------------
+async def setup_ltrim(data: Data) -> None:
+    """Template databases with one full 128 MiB segment/file (plus an empty next one)."""
+    import aiostore
+
+    async with aiostore.SegmentDB(data.trim_dir("aiostore")) as db:
+        i = 0
+        while (await db.add(data.items[i & 255])).index == 0:
+            i += 1
+    adb, task = await adb_open(data.trim_dir("aiodiskdb"), max_file_size=TRIM_SEGMENT >> 20)
+    # 127 MiB: aiodiskdb cannot reopen a file filled exactly to its limit (its run loop then
+    # flushes before it is running, and fails)
+    for _ in range(TRIM_SEGMENT // ADB_TRIM_ITEM - 1):
+        await adb.add(data.blob[:ADB_TRIM_ITEM])
+        await adb.flush()
+    await adb_close(adb, task)
+
+
+async def _copy_template(src: Path, dst: Path) -> None:
+    """Copy a template database and write it back (untimed: the trim must not pay for it)."""
+    await asyncio.to_thread(shutil.copytree, src, dst)
+    await asyncio.to_thread(os.sync)
+
+
+def aio_ltrim(data: Data) -> Prepare:
+    """``await db.ltrim(0, p)`` where ``p`` is the item nearest the middle of the full 128 MiB
+    segment 0 (hole punching; the trim is logged durably first)."""
+    import aiostore
+
+    async def prepare(d: Path) -> Trial:
+        await _copy_template(data.trim_dir("aiostore"), d / "db")
+        db = aiostore.SegmentDB(d / "db")
+        await db.start()
+        db.enable_overwrite()
+        middle = None
+        async for loc, _ in db.scan():
+            if loc.position >= TRIM_SEGMENT // 2:
+                middle = loc
+                break
+        assert middle is not None and middle.index == 0
+
+        async def run() -> None:
+            await db.ltrim(0, middle.position)
+
+        return Trial(run, db.stop)
+    return prepare
+
+
+def adb_ltrim(data: Data) -> Prepare:
+    """``await db.ltrim(0, 64 MiB)`` on aiodiskdb's full 128 MiB file (it rewrites the file)."""
+    async def prepare(d: Path) -> Trial:
+        await _copy_template(data.trim_dir("aiodiskdb"), d / "db")
+        db, task = await adb_open(d / "db", overwrite=True, max_file_size=TRIM_SEGMENT >> 20)
+
+        async def run() -> None:
+            await db.ltrim(0, TRIM_SEGMENT // 2)
+
+        return Trial(run, lambda: adb_close(db, task))
+    return prepare
+
+
+# --------------------------------------------------------------------------------------------
 # the plan
 # --------------------------------------------------------------------------------------------
 @dataclass
@@ -653,6 +765,15 @@ def build_plan(adds: int) -> Plan:
     add("d_open200", f"aiodiskdb run() until running, {MANY_SEGMENTS} full files", "open",
         adb_open_time(data, MANY_SEGMENTS), 0, "ms")
 
+    add("a_tx", f"aiostore transaction, {TX_ITEMS:,} x tx.add + commit", "tx", aio_tx(data),
+        TX_ITEMS, "items/s")
+    add("d_tx", f"aiodiskdb transaction, {TX_ITEMS:,} x tx.add + commit (no fsync)", "tx",
+        adb_tx(data), TX_ITEMS, "items/s")
+    add("a_ltrim", "aiostore ltrim, half of a 128 MiB segment", "ltrim", aio_ltrim(data), 0,
+        "ms")
+    add("d_ltrim", "aiodiskdb ltrim, half of a 128 MiB file", "ltrim", adb_ltrim(data), 0,
+        "ms")
+
     s_add = f"{adds:,} x 1 KiB add, back-to-back"
     s_add_y = f"{adds:,} x 1 KiB add, sleep(0) after each"
     s_big = f"{BIG_ADDS} x 500 KiB add + flush()"
@@ -685,9 +806,14 @@ def build_plan(adds: int) -> Plan:
         Row(s_open200, "a_open200", "d_open200",
             f"aiodiskdb, {MANY_SEGMENTS} full files + the last"),
         Row(s_open200, "a_open200", "a_open1", "aiostore, 1 sealed segment (target)"),
+        Row(f"one {TX_ITEMS:,} x 1 KiB transaction (add + durable commit)", "a_tx", "d_tx",
+            "aiodiskdb transaction (never fsyncs)"),
+        Row("ltrim of the first half of a full 128 MiB segment", "a_ltrim", "d_ltrim",
+            "aiodiskdb ltrim (copies the rest to a new file)"),
     ]
     scenarios = _harness.group_scenarios(c, {"reads": lambda: setup_reads(data),
-                                             "open": lambda: setup_open(data)})
+                                             "open": lambda: setup_open(data),
+                                             "ltrim": lambda: setup_ltrim(data)})
     assert tuple(sc.key for sc in scenarios) == SCENARIOS
     return Plan(c, scenarios, rows, data, adds)
 
@@ -706,11 +832,18 @@ async def warm_up(plan: Plan) -> None:
         await db.read_many(locs[:100])
         for loc in locs[:100]:
             await db.read(loc)
+        async with db.transaction() as atx:
+            for i in range(100):
+                atx.add(items[i])
     adb, task = await adb_open(d / "aiodiskdb")
     locs = [await adb.add(items[i & 255]) for i in range(200)]
     await adb.flush()
     for loc in locs[:100]:
         await adb.read(loc)
+    dtx = await adb.transaction()
+    for i in range(100):
+        dtx.add(items[i])
+    await dtx.commit()
     await adb_close(adb, task)
     async with aiosqlite.connect(str(d / "db.sqlite")) as conn:
         await conn.execute("CREATE TABLE t (x BLOB)")
@@ -775,6 +908,16 @@ def target_lines(plan: Plan) -> list[str]:
         lines.append(f"{verdict(worst.stall_ms < STALL_TARGET_MS)}  max loop stall for aiostore: "
                      f"{worst.stall_ms:.1f} ms ({worst.label}); per scenario, ms: {per_scenario} "
                      f"(medians of runs; target < {STALL_TARGET_MS:.0f} ms in every one)")
+    if ran("a_tx"):
+        rate = c["a_tx"].value
+        lines.append(f"{verdict(rate >= TX_RATE_TARGET and c['a_tx'].stall_ms < STALL_TARGET_MS)}"
+                     f"  {TX_ITEMS:,}-item transaction: {rate:,.0f} items/s, loop stall "
+                     f"{c['a_tx'].stall_ms:.1f} ms (target >= {TX_RATE_TARGET:,}/s and "
+                     f"< {STALL_TARGET_MS:.0f} ms)")
+    if ran("a_ltrim"):
+        ms = c["a_ltrim"].value
+        lines.append(f"{verdict(ms < LTRIM_TARGET_MS)}  ltrim of half a 128 MiB segment: "
+                     f"{ms:.1f} ms (target < {LTRIM_TARGET_MS:.0f} ms)")
     if ran("a_open1", "a_open200"):
         opening = ratio(c["a_open200"], c["a_open1"])
         lines.append(f"{verdict(opening <= OPEN_TARGET)}  open time, {MANY_SEGMENTS} vs 1 sealed "
@@ -823,6 +966,14 @@ How to read it:
 * Open: `start()` until it returns (aiostore) / `AioDiskDB(...)` + `run()` until `running`
   (aiodiskdb, which polls every 5 ms); page cache warm; median of {opens} opens per run. The
   databases have 256 KiB segments/files, full of 1 KiB items, plus a last one holding one item.
+* Transaction: one transaction of {tx_items:,} x 1 KiB items on a fresh database, from the first
+  `tx.add` until the commit returns (aiostore: durable, one flush and one fdatasync; aiodiskdb:
+  its commit writes a checkpoint file and the data, without fsync).
+* ltrim: a copy of a database whose segment 0 is a full 128 MiB file (aiostore: 1 KiB items;
+  aiodiskdb: 127 x 1 MiB items, as it cannot reopen a file filled to its limit) is written back (`sync`) before the run; the timed call removes the
+  first half (aiostore: at the first item at or after 64 MiB; aiodiskdb: at 64 MiB). aiostore
+  logs the trim durably, punches a hole and fsyncs; aiodiskdb copies the second half into a new
+  file and renames it over the old one (no fsync).
 """
 
 
@@ -854,7 +1005,8 @@ def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_do
         targets=target_lines(plan),
         notes=NOTES.format(runs=runs, adb_adds=min(ADB_ADDS, plan.adds), adds=plan.adds,
                            big_adds=BIG_ADDS, read_items=READ_ITEMS, reads=READS, batch=BATCH,
-                           tasks=DURABLE_TASKS, per_task=DURABLE_PER_TASK, opens=OPENS),
+                           tasks=DURABLE_TASKS, per_task=DURABLE_PER_TASK, opens=OPENS,
+                           tx_items=TX_ITEMS),
         contenders=_harness.contender_lines(plan.contenders.values(), digits=4),
     ))
 
