@@ -17,7 +17,8 @@ def _snippets(doc: Path) -> list[str]:
     return SNIPPET.findall(doc.read_text())
 
 
-@pytest.mark.parametrize("doc", ["README.md", "docs/atomic-writes.md", "docs/segmentdb.md"])
+@pytest.mark.parametrize("doc", ["README.md", "docs/atomic-writes.md", "docs/segmentdb.md",
+                                 "docs/migrating-from-aiodiskdb.md"])
 def test_python_snippets_run(doc: str, tmp_path: Path) -> None:
     snippets = _snippets(ROOT / doc)
     assert snippets, f"{doc} has no python snippet"
