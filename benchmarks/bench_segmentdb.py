@@ -970,10 +970,11 @@ How to read it:
   `tx.add` until the commit returns (aiostore: durable, one flush and one fdatasync; aiodiskdb:
   its commit writes a checkpoint file and the data, without fsync).
 * ltrim: a copy of a database whose segment 0 is a full 128 MiB file (aiostore: 1 KiB items;
-  aiodiskdb: 127 x 1 MiB items, as it cannot reopen a file filled to its limit) is written back (`sync`) before the run; the timed call removes the
-  first half (aiostore: at the first item at or after 64 MiB; aiodiskdb: at 64 MiB). aiostore
-  logs the trim durably, punches a hole and fsyncs; aiodiskdb copies the second half into a new
-  file and renames it over the old one (no fsync).
+  aiodiskdb: 127 x 1 MiB items, as it cannot reopen a file filled to its limit) is written back
+  (`sync`) before the run; the timed call removes the first half (aiostore: at the first item at
+  or after 64 MiB; aiodiskdb: at 64 MiB). aiostore logs the trim durably, punches a hole and
+  fsyncs; aiodiskdb copies the second half into a new file and renames it over the old one (no
+  fsync).
 """
 
 
