@@ -338,6 +338,8 @@ class SegmentDB:
 
     async def _stop(self) -> None:
         try:
+            async with self._trim_lock:  # a trim in progress finishes first
+                pass
             if self._flusher is not None:
                 self._flusher.cancel()
                 with contextlib.suppress(BaseException):

@@ -317,3 +317,24 @@ async def test_crash_at_every_step_of_a_trim_recovers_before_or_after(
         outcomes.add("after" if got == after else "before")
         shutil.rmtree(tmp_path / "db")
     assert outcomes == {"before", "after"}
+
+
+async def test_stop_waits_for_a_trim_in_progress(faulty: FaultyFileSystem) -> None:
+    from tests.conftest import Gate, wait_until
+
+    root = Path(faulty.root)
+    db = SegmentDB(root / "db")
+    await db.start()
+    db.enable_overwrite()
+    locs = await _fill(db, 10)
+    gate = Gate(faulty, "fsync")  # the trim's fsync of the segment, after its log is durable
+    trim_task = asyncio.create_task(db.rtrim(0, locs[5].position))
+    await wait_until(gate.entered.is_set)
+    stop_task = asyncio.create_task(db.stop())
+    await asyncio.sleep(0.01)
+    assert not stop_task.done()
+    gate.release.set()
+    assert await trim_task > 0
+    await stop_task
+    async with SegmentDB(root / "db") as again:
+        assert await _all(again) == [b"item-%04d" % i for i in range(5)]
