@@ -7,12 +7,14 @@ import contextlib
 import os
 import signal
 import warnings
+import weakref
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
 from dataclasses import dataclass
 from itertools import accumulate, repeat
+from time import perf_counter
 from types import FrameType, TracebackType
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from .._io.base import Buffer, FileSystem, current_fs
 from .._io.offload import run_commit, run_sync
@@ -27,6 +29,7 @@ from ..errors import (
     NotFoundError,
     OverwriteDisabledError,
     SafetyCheckError,
+    storage_error,
 )
 from . import trim
 from .events import DBEvent, Events
@@ -59,14 +62,15 @@ __all__ = ["DBStats", "SegmentDB"]
 _MiB = 1 << 20
 _READ_FDS = 128  # cached read descriptors (LRU)
 _SCAN_CHUNK = 4 * _MiB
-#: page-cache reads served inline between two yields to the loop: with 32 busy readers one
-#: loop round is ~32 x 4 reads (about a millisecond), not tens of ms
-_YIELD_EVERY = 4
+#: seconds of page-cache reads served inline per event-loop iteration, all readers together;
+#: then a reader yields (see _LoopBudget)
+_READ_BUDGET = 0.001
 #: buffered adds between two yields to the loop for a producer that awaits nothing else
 _ADD_YIELD_EVERY = 256
 _MARKER = record_header(b"", FLAG_FLUSH)
 
 _Key = tuple[int, int]  # (index, position)
+_new_location = tuple.__new__  # ItemLocation(i, p, s) without its Python-level __new__
 
 
 class _TxBlock:
@@ -175,6 +179,49 @@ class _Writer:
             self.fs.close(fd)
 
 
+class _LoopBudget:
+    """How long the event loop has been busy with inline reads in its current iteration.
+
+    A read served from the page cache never suspends, so busy readers must yield now and
+    then. Counting reads per task does not bound the stall (32 readers each doing N reads per
+    turn stall the loop 32 times longer than one), and yielding often costs a loop iteration
+    each time. Instead the first check in an iteration starts a window and schedules a
+    callback that closes it at the next iteration; readers yield once the window is older
+    than ``_READ_BUDGET``. One instance per event loop, shared by every database on it.
+    """
+
+    __slots__ = ("_close", "loop", "open", "start")
+    _by_loop: ClassVar[weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopBudget]] = \
+        weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.open = False
+        self.start = 0.0
+        self._close = self.close
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _LoopBudget:
+        """The budget of ``loop``."""
+        budget = cls._by_loop.get(loop)
+        if budget is None:
+            budget = cls._by_loop[loop] = cls(loop)
+        return budget
+
+    def close(self) -> None:
+        self.open = False
+
+    def spent(self) -> bool:
+        """Whether this iteration's reading budget is used up (then yield)."""
+        now = perf_counter()
+        if not self.open:
+            self.open = True
+            self.start = now
+            self.loop.call_soon(self._close)
+            return False
+        return now - self.start > _READ_BUDGET
+
+
 class SegmentDB:
     """An append-only database of byte items in numbered segment files, for asyncio services.
 
@@ -240,7 +287,7 @@ class SegmentDB:
         self._state = "new"
         self._failed: BaseException | None = None
         self._lost = 0  # items dropped by a failed flush (reported at stop)
-        self._inline_reads = 0
+        self._budget: _LoopBudget | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._flusher: asyncio.Task[None] | None = None
         self._flush_task: asyncio.Task[None] | None = None
@@ -286,6 +333,7 @@ class SegmentDB:
         if self._state in ("running", "stopping"):
             raise InvalidArgumentError("the SegmentDB is already running")
         self._loop = asyncio.get_running_loop()
+        self._budget = _LoopBudget.of(self._loop)
         fs = self._fs
         opened: list[OpenState] = []
 
@@ -430,7 +478,8 @@ class SegmentDB:
         without waiting unless ``durable`` or under back-pressure); cancelling a durable add
         stops the wait, not the write.
         """
-        self._check_writable()
+        if self._state != "running" or self._failed is not None or self.read_only:
+            self._check_writable()
         if type(data) is bytes:
             item = data
         elif isinstance(data, (bytes, bytearray, memoryview)):
@@ -457,18 +506,19 @@ class SegmentDB:
         self._seq += 1
         if self._pending_bytes >= self.max_buffer_size or \
                 len(self._pending) >= self.max_buffer_items:
-            self._kick()
-            if self._pending_bytes >= self.max_buffer_size and self._flushing():
+            task = self._flush_task
+            if task is None or task.done():
+                self._kick()  # (a running flush chains into the next one by itself)
+            elif self._pending_bytes >= self.max_buffer_size:
                 # back-pressure: at most one buffer in flight and one filling
-                assert self._flush_task is not None
-                await asyncio.shield(self._flush_task)
+                await asyncio.shield(task)
         if self._seq % _ADD_YIELD_EVERY == 0 and not durable:
             # a producer that never awaits anything else still lets the loop (and the flush
             # it kicked off) run every _ADD_YIELD_EVERY adds
             await asyncio.sleep(0)
         if durable:
             await self._flush_upto(self._seq)
-        return ItemLocation(index, end, size)
+        return _new_location(ItemLocation, (index, end, size))
 
     async def flush(self) -> None:
         """Return once everything added so far is written and fsynced (joins a running flush).
@@ -872,19 +922,23 @@ class SegmentDB:
         :class:`~aiostore.errors.CorruptionError` — never wrong bytes.
         Cancellation: safe at any point.
         """
-        self._check_running()
+        if self._state != "running":
+            self._check_running()
         data = self._from_ram(location)
         if data is not None:
             return data
+        index, position, size = location
         self._check_on_disk(location)
-        fd = self._read_fds.get(location.index)
+        fd = self._read_fds.get(index)
         if fd is None:
-            fd = await self._open_read_fd(location.index)
+            fd = await self._open_read_fd(index)
         else:
-            self._read_fds.move_to_end(location.index)
-        n = RECORD_HEADER_SIZE + location.size
-        with step("read", self._segment_path(location.index)):
-            raw = self._fs.pread_nowait(fd, n, location.position)
+            self._read_fds.move_to_end(index)
+        n = RECORD_HEADER_SIZE + size
+        try:
+            raw = self._fs.pread_nowait(fd, n, position)
+        except OSError as exc:  # (the path is only worked out for the message)
+            raise storage_error(exc, "read", self._segment_path(index)) from exc
         if raw is None:
             self._reads_in_flight += 1
             try:
@@ -892,23 +946,25 @@ class SegmentDB:
             finally:
                 self._reads_in_flight -= 1
         else:
-            self._inline_reads += 1
-            if self._inline_reads % _YIELD_EVERY == 0:
+            assert self._budget is not None
+            if self._budget.spent():
                 await asyncio.sleep(0)  # readers served from the page cache still yield
         return self._decode(location, raw)
 
     def _from_ram(self, location: ItemLocation) -> bytes | None:
         """The item if it is still buffered or being flushed; None if it must come from disk."""
-        key = self._key(location)
+        if type(location) is not ItemLocation:
+            self._key(location)  # InvalidTypeError unless an ItemLocation (subclass)
+        key = (location[0], location[1])
         data = self._pending.get(key)
-        if data is None:
+        if data is None and self._inflight:
             data = self._inflight.get(key)
         if data is None:
             return None  # (an item of a committing transaction: not flushed, so refused)
         if type(data) is not bytes:
             raise InvalidLocationError(f"{location} was never written (its transaction has not "
                                        "committed yet)")
-        if len(data) != location.size:
+        if len(data) != location[2]:
             raise InvalidLocationError(f"{location}: the item there has {len(data)} bytes")
         return data
 
@@ -940,8 +996,8 @@ class SegmentDB:
                 out.append(None)
             else:
                 out.append(self._decode(loc, raw))
-                self._inline_reads += 1
-                if self._inline_reads % (_YIELD_EVERY * 8) == 0:
+                assert self._budget is not None
+                if self._budget.spent():
                     await asyncio.sleep(0)
         if misses:
             wanted = {loc.index for _, loc in misses} - set(self._read_fds)
@@ -991,17 +1047,16 @@ class SegmentDB:
         return (location.index, location.position)
 
     def _check_on_disk(self, loc: ItemLocation) -> None:
-        if loc.position < SEGMENT_HEADER_SIZE or loc.size < 0 or loc.index < 0 \
-                or loc.index > self._index:
+        index, position, size = loc
+        if position < SEGMENT_HEADER_SIZE or size < 0 or index < 0 or index > self._index:
             raise InvalidLocationError(f"{loc} is outside the database")
+        stop = position + RECORD_HEADER_SIZE + size
         if self._trims.ops:
-            why = self._trims.refusal(loc.index, loc.position,
-                                      loc.position + RECORD_HEADER_SIZE + loc.size)
+            why = self._trims.refusal(index, position, stop)
             if why is not None:
                 raise InvalidLocationError(f"{loc}: {why}")
-        end = self._flushed_ends.get(loc.index)
-        if end is not None and not self.read_only and \
-                loc.position + RECORD_HEADER_SIZE + loc.size > end:
+        end = self._flushed_ends.get(index)
+        if end is not None and stop > end and not self.read_only:
             raise InvalidLocationError(f"{loc} was never written")
 
     def _open_segment(self, index: int) -> int:
@@ -1029,11 +1084,12 @@ class SegmentDB:
         return fd
 
     def _decode(self, loc: ItemLocation, raw: bytes) -> bytes:
-        if len(raw) < RECORD_HEADER_SIZE + loc.size:
+        size = loc[2]
+        if len(raw) < RECORD_HEADER_SIZE + size:
             raise InvalidLocationError(f"{loc} is past the end of segment {loc.index}")
         magic, flags, length, crc = RECORD_HEADER.unpack_from(raw)
-        if magic != RECORD_MAGIC or flags not in ITEM_FLAGS or length != loc.size:
-            raise InvalidLocationError(f"{loc} does not point at an item of {loc.size} bytes")
+        if magic != RECORD_MAGIC or length != size or flags not in ITEM_FLAGS:
+            raise InvalidLocationError(f"{loc} does not point at an item of {size} bytes")
         payload = raw[RECORD_HEADER_SIZE:]
         if record_crc(flags, payload) != crc:
             raise CorruptionError(f"the item at {loc} fails its checksum")

@@ -59,9 +59,19 @@ def crc32c(data: bytes | bytearray | memoryview, start: int = 0) -> int:
     return int(_crc32c.crc32c(data, start))
 
 
+_PREFIX_CRC: dict[int, int] = {}  # (length << 16 | flags) -> CRC32C of the (flags, length) prefix
+
+
 def record_crc(flags: int, payload: bytes | bytearray | memoryview) -> int:
-    """The checksum stored in a record header."""
-    return int(_crc32c.crc32c(payload, _crc32c.crc32c(_FLAGS_LENGTH.pack(flags, len(payload)))))
+    """The checksum stored in a record header (the prefix's CRC is cached per length)."""
+    n = len(payload)
+    key = n << 16 | flags  # (flags is a u16)
+    pre = _PREFIX_CRC.get(key)
+    if pre is None:
+        if len(_PREFIX_CRC) >= 4096:
+            _PREFIX_CRC.clear()
+        pre = _PREFIX_CRC[key] = _crc32c.crc32c(_FLAGS_LENGTH.pack(flags, n))
+    return int(_crc32c.crc32c(payload, pre))
 
 
 def frame_records(items: Iterable[bytes], flags: int, out: list[bytes]) -> int:
