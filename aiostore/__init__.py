@@ -19,6 +19,10 @@ from .segments import DBStats as DBStats
 from .segments import ItemLocation as ItemLocation
 from .segments import SegmentDB as SegmentDB
 from .segments import Transaction as Transaction
+from .storage import ObjectInfo as ObjectInfo
+from .storage import ObjectWriter as ObjectWriter
+from .storage import Storage as Storage
+from .storage import open_storage as open_storage
 
 __version__ = "0.1.0"
 
@@ -28,11 +32,15 @@ __all__ = [
     "DBEvent",
     "DBStats",
     "ItemLocation",
+    "ObjectInfo",
+    "ObjectWriter",
     "SegmentDB",
+    "Storage",
     "Transaction",
     "__version__",
     "atomic_open",
     "errors",
+    "open_storage",
     "read",
     "sweep_temp_files",
     "write",

@@ -9,23 +9,27 @@ exception has the same meaning, the aiostore class derives from it too, so
     │   ├── InvalidTypeError (TypeError)       an argument of the wrong type (e.g. not bytes)
     │   ├── UnknownFormatError                 no writer/reader for that format or suffix
     │   ├── InvalidLocationError               an ItemLocation that names no stored item
-    │   └── SafetyCheckError                   a trim's safety_check does not match the data
+    │   ├── SafetyCheckError                   a trim's safety_check does not match the data
+    │   └── InvalidKeyError                    an object key that is not allowed
     ├── SerializationError (TypeError, ValueError)  the object cannot be encoded
     ├── ClosedError (ValueError)               the handle or object is already closed
     │   ├── DatabaseClosedError                the SegmentDB is not running
     │   └── TransactionClosedError             the transaction was committed or discarded
     ├── OverwriteDisabledError                 a trim or drop without enable_overwrite()
+    ├── PreconditionFailedError                a conditional put lost: the key exists / changed
     ├── DatabaseLockedError                    another SegmentDB holds the directory
     ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
     ├── CorruptionError                        stored bytes fail their checksum or framing
-    └── StorageError (OSError)                 the operating system refused an operation
+    └── StorageError (OSError)                 the operating system or the store refused
         ├── NotFoundError (FileNotFoundError)
+        │   └── BucketNotFoundError            the S3 bucket does not exist
         ├── AlreadyExistsError (FileExistsError)
         ├── AccessDeniedError (PermissionError)
         ├── IsADirectoryTargetError (IsADirectoryError)
         ├── NotADirectoryTargetError (NotADirectoryError)
         ├── DiskFullError                      ENOSPC / EDQUOT
-        └── DurabilityError                    fsync failed: data may not be on disk
+        ├── DurabilityError                    fsync failed: data may not be on disk
+        └── StorageUnavailableError            the object store cannot be reached
 
 ``StorageError`` keeps ``errno``, ``strerror`` and ``filename`` of the underlying ``OSError``,
 which is also chained as ``__cause__``.
@@ -40,6 +44,7 @@ __all__ = [
     "AccessDeniedError",
     "AiostoreError",
     "AlreadyExistsError",
+    "BucketNotFoundError",
     "ClosedError",
     "CorruptionError",
     "DatabaseClosedError",
@@ -48,15 +53,18 @@ __all__ = [
     "DiskFullError",
     "DurabilityError",
     "InvalidArgumentError",
+    "InvalidKeyError",
     "InvalidLocationError",
     "InvalidTypeError",
     "IsADirectoryTargetError",
     "NotADirectoryTargetError",
     "NotFoundError",
     "OverwriteDisabledError",
+    "PreconditionFailedError",
     "SafetyCheckError",
     "SerializationError",
     "StorageError",
+    "StorageUnavailableError",
     "TransactionClosedError",
     "UnknownFormatError",
 ]
@@ -96,6 +104,16 @@ class DatabaseClosedError(ClosedError):
 
 class TransactionClosedError(ClosedError):
     """The transaction was already committed or discarded; start a new one."""
+
+
+class InvalidKeyError(InvalidArgumentError):
+    """An object key that is not allowed: empty, absolute, with ``.``/``..`` or empty segments,
+    or escaping the storage root. Nothing was read or written."""
+
+
+class PreconditionFailedError(AiostoreError):
+    """A conditional put lost: ``if_none_match`` and the key exists, or ``if_match`` and the
+    object's ETag is another (or it is gone). The stored object is unchanged."""
 
 
 class OverwriteDisabledError(AiostoreError):
@@ -151,6 +169,16 @@ class NotADirectoryTargetError(StorageError, NotADirectoryError):
 
 class DiskFullError(StorageError):
     """No space (or quota) left on the device; the old content is intact."""
+
+
+class BucketNotFoundError(NotFoundError):
+    """The S3 bucket named in the URI does not exist (or is not visible with these
+    credentials)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The object store could not be reached (connection refused, DNS, timeouts), also after
+    the retries."""
 
 
 class DurabilityError(StorageError):

@@ -54,3 +54,37 @@ def ensure_dirs(fs: FileSystem, directory: str, durable: bool) -> None:
         for m in reversed(missing):
             with step("fsync directory", os.path.dirname(m), durability=True):
                 sync_dir(fs, os.path.dirname(m))
+
+
+def real_path(fs: FileSystem, path: str, *, limit: int = 40) -> str:
+    """``os.path.realpath`` through ``fs``: every symlink in ``path`` resolved (components that
+    do not exist yet are kept as they are). ELOOP after ``limit`` links."""
+    pending = os.path.abspath(path).split(os.sep)[1:]
+    resolved = os.sep
+    links = 0
+    while pending:
+        part = pending.pop(0)
+        if part in ("", "."):
+            continue
+        if part == "..":
+            resolved = os.path.dirname(resolved)
+            continue
+        candidate = os.path.join(resolved, part)
+        try:
+            with step("stat", candidate):
+                st = fs.stat(candidate, follow_symlinks=False)
+        except FileNotFoundError:
+            return os.path.join(candidate, *pending)
+        if not stat_mod.S_ISLNK(st.st_mode):
+            resolved = candidate
+            continue
+        links += 1
+        if links > limit:
+            raise storage_error(OSError(errno.ELOOP, "too many levels of symbolic links"),
+                                "resolve", path)
+        with step("readlink", candidate):
+            target = fs.readlink(candidate)
+        if os.path.isabs(target):
+            resolved = os.sep
+        pending = target.split(os.sep) + pending
+    return resolved

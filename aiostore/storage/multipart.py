@@ -1,0 +1,229 @@
+"""``S3Writer``: a streaming S3 upload with bounded memory.
+
+Writes are buffered until ``multipart_threshold`` bytes: a smaller object becomes one
+``PutObject`` at :meth:`S3Writer.close`. Beyond it, a multipart upload starts; every full
+``part_size`` part is uploaded as a task, at most ``max_concurrency`` at a time (``write``
+waits for a slot: memory stays below ``(max_concurrency + 1) * part_size``). ``close`` uploads
+the last part, waits for all, and completes the upload — with the write's condition and a
+write token in the object's metadata, so that a lost response is resolved by reading the
+object back. Any failure, and any cancellation, aborts the upload (shielded from further
+cancellation), so no invisible parts are left behind to be billed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from .._io.base import Buffer
+from ..errors import ClosedError, NotFoundError, PreconditionFailedError
+from .base import ObjectInfo, ObjectWriter
+from .retry import Ambiguous, call, translate
+
+if TYPE_CHECKING:
+    from .s3 import S3Storage
+
+__all__ = ["S3Writer"]
+
+
+class S3Writer(ObjectWriter):
+    """A streaming write of one S3 object (from :meth:`S3Storage.open_writer`)."""
+
+    def __init__(self, storage: S3Storage, key: str, *, if_none_match: bool,
+                 if_match: str | None) -> None:
+        self.storage = storage
+        self.key = key
+        self.full = storage._key(key)
+        self.url = storage._url(key)
+        self.if_none_match = if_none_match
+        self.if_match = if_match
+        self.options = storage.options
+        self.buffer = bytearray()
+        self.size = 0
+        self.upload_id: str | None = None
+        self.parts: dict[int, str] = {}
+        self.next_part = 1
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.slots = asyncio.Semaphore(self.options.max_concurrency)
+        self.error: BaseException | None = None
+        self.state = "open"
+        self.token = secrets.token_hex(12)
+        #: the published object's info, once closed
+        self.info: ObjectInfo | None = None
+
+    # --- writing -----------------------------------------------------------------------------
+    async def write(self, data: Buffer) -> None:
+        """Append ``data``; may wait while earlier parts upload (bounded memory).
+
+        Cancellation: the upload is aborted; the writer is then unusable."""
+        if self.state != "open":
+            raise ClosedError(f"the writer of {self.url} is {self.state}")
+        if self.error is not None:
+            await self.abort()
+            raise self.error
+        view = memoryview(data).cast("B")
+        self.size += len(view)
+        if self.upload_id is None and len(self.buffer) + len(view) <= \
+                self.options.multipart_threshold:
+            self.buffer += view
+            return
+        try:
+            if self.upload_id is None:
+                await self._create()
+            part = self.options.part_size
+            if self.buffer:
+                take = min(part - len(self.buffer), len(view))
+                self.buffer += view[:take]
+                view = view[take:]
+                if len(self.buffer) >= part:
+                    await self._submit(bytes(self.buffer))
+                    self.buffer.clear()
+            while len(view) >= part:  # whole parts straight from the caller's buffer
+                await self._submit(bytes(view[:part]))
+                view = view[part:]
+            self.buffer += view
+        except BaseException:
+            await self.abort()
+            raise
+
+    async def _create(self) -> None:
+        client = await self.storage._get_client()
+
+        async def send() -> dict[str, Any]:
+            response: dict[str, Any] = await client.create_multipart_upload(
+                Bucket=self.storage.bucket, Key=self.full,
+                Metadata={"aiostore-write": self.token})
+            return response
+
+        response = await call(self.options.retry, "create multipart upload", self.url, send)
+        self.upload_id = response["UploadId"]
+
+    async def _submit(self, part: bytes) -> None:
+        """Upload ``part`` as the next part, in a task; waits for a free slot first."""
+        await self.slots.acquire()
+        if self.error is not None:
+            self.slots.release()
+            raise self.error
+        number = self.next_part
+        self.next_part += 1
+        task = asyncio.ensure_future(self._upload(number, part))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _upload(self, number: int, part: bytes) -> None:
+        try:
+            client = await self.storage._get_client()
+
+            async def send() -> dict[str, Any]:
+                response: dict[str, Any] = await client.upload_part(
+                    Bucket=self.storage.bucket, Key=self.full, UploadId=self.upload_id,
+                    PartNumber=number, Body=part)
+                return response
+
+            response = await call(self.options.retry, f"upload part {number}", self.url, send)
+            self.parts[number] = response["ETag"]
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+        finally:
+            self.slots.release()
+
+    # --- finishing ---------------------------------------------------------------------------
+    async def close(self) -> ObjectInfo:
+        """Publish the object whole (with the writer's condition) and return its info.
+
+        Errors: :class:`~aiostore.errors.PreconditionFailedError` when the condition does not
+        hold; storage errors. On any error or cancellation the upload is aborted and nothing
+        is published (a completion already accepted by the store stays: the object is whole).
+        """
+        if self.state == "closed" and self.info is not None:
+            return self.info
+        if self.state != "open":
+            raise ClosedError(f"the writer of {self.url} is {self.state}")
+        try:
+            if self.upload_id is None:
+                info = await self.storage._put_single(self.key, self.full,
+                                                      bytes(self.buffer),
+                                                      self.if_none_match, self.if_match)
+            else:
+                if self.buffer or self.next_part == 1:
+                    await self._submit(bytes(self.buffer))
+                    self.buffer.clear()
+                while self.tasks:
+                    await asyncio.gather(*list(self.tasks))
+                if self.error is not None:
+                    raise self.error
+                info = await self._complete()
+        except BaseException:
+            await self.abort()
+            raise
+        self.state = "closed"
+        self.info = info
+        return info
+
+    async def _complete(self) -> ObjectInfo:
+        client = await self.storage._get_client()
+        extra = self.storage._conditions(self.if_none_match, self.if_match)
+        parts = [{"ETag": etag, "PartNumber": n} for n, etag in sorted(self.parts.items())]
+
+        async def send() -> dict[str, Any]:
+            response: dict[str, Any] = await client.complete_multipart_upload(
+                Bucket=self.storage.bucket, Key=self.full, UploadId=self.upload_id,
+                MultipartUpload={"Parts": parts}, **extra)
+            return response
+
+        for attempt in range(self.options.retry.attempts):
+            try:
+                response = await call(self.options.retry, "complete multipart upload",
+                                      self.url, send, idempotent=False)
+                return ObjectInfo(key=self.key, size=self.size,
+                                  etag=response.get("ETag", "").strip('"'),
+                                  mtime=datetime.now(timezone.utc))
+            except (Ambiguous, NotFoundError) as exc:
+                # the response was lost (or a retry found the upload already completed):
+                # read the object back; our write token says whether it is ours
+                outcome = await self.storage.resolve_conditional(
+                    self.key, self.token, self.if_none_match, self.if_match)
+                if outcome is not None:
+                    return outcome
+                if isinstance(exc, NotFoundError):
+                    raise
+                await asyncio.sleep(self.options.retry.delay(attempt))
+        raise translate(ConnectionError("no answer"), "complete multipart upload", self.url)
+
+    async def abort(self) -> None:
+        """Stop the part uploads and abort the multipart upload (shielded; idempotent)."""
+        if self.state in ("aborted", "closed"):
+            return
+        self.state = "aborted"
+        self.buffer = bytearray()
+        task = asyncio.ensure_future(self._abort())
+        while not task.done():  # finish the clean-up even if cancelled meanwhile
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if task.done():
+                    break
+                continue
+        with contextlib.suppress(Exception):
+            task.result()
+
+    async def _abort(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+        if self.upload_id is None:
+            return
+        client = await self.storage._get_client()
+        upload_id = self.upload_id
+
+        async def send() -> None:
+            await client.abort_multipart_upload(Bucket=self.storage.bucket, Key=self.full,
+                                                UploadId=upload_id)
+
+        with contextlib.suppress(NotFoundError, PreconditionFailedError):
+            await call(self.options.retry, "abort multipart upload", self.url, send)

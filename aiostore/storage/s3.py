@@ -1,0 +1,449 @@
+"""``S3Storage``: the storage contract over an S3 bucket (or any S3-compatible store), through
+one long-lived aiobotocore client per storage object.
+
+* Puts are single ``PutObject`` requests up to ``multipart_threshold`` and streamed multipart
+  uploads beyond it (:mod:`.multipart`): parts of ``part_size`` bytes, ``max_concurrency`` in
+  flight, so memory stays bounded; any failure or cancellation aborts the upload.
+* ``if_none_match=True`` sends ``If-None-Match: *`` and ``if_match=etag`` sends ``If-Match``;
+  a 412 is :class:`~aiostore.errors.PreconditionFailedError`. A conditional write whose
+  response is lost (timeout, reset, 5xx) is never blindly retried: the object is read back
+  (HEAD) and the write token aiostore put in its metadata says whether it was ours.
+* Gets of large objects fetch ranges concurrently, each pinned to the first range's ETag.
+* Every response body is read to the end or closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import (
+    BucketNotFoundError,
+    InvalidArgumentError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from .base import (
+    Data,
+    ObjectInfo,
+    ObjectWriter,
+    Storage,
+    check_byte_range,
+    check_key,
+    check_prefix,
+)
+from .retry import Ambiguous, RetryPolicy, call
+
+__all__ = ["S3Options", "S3Storage"]
+
+_MiB = 1 << 20
+TOKEN_KEY = "aiostore-write"  # user metadata: the write token of a conditional put
+
+
+class S3Options:
+    """Validated ``storage_options`` for S3 (unknown names are an error).
+
+    Connection: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_session_token``, ``profile`` (otherwise the standard AWS
+    environment variables and config files apply, as resolved by aiobotocore),
+    ``addressing_style`` ("auto", "path", "virtual"), ``max_pool_connections`` (64),
+    ``connect_timeout`` / ``read_timeout`` (seconds). Behaviour: ``retries`` (attempts in all,
+    5), ``multipart_threshold`` (64 MiB), ``part_size`` (16 MiB, at least 5 MiB),
+    ``max_concurrency`` (parts or ranges in flight per call, 8).
+    """
+
+    _CLIENT = ("endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        known = {*self._CLIENT, "profile", "addressing_style", "max_pool_connections",
+                 "connect_timeout", "read_timeout", "retries", "multipart_threshold",
+                 "part_size", "max_concurrency"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise InvalidArgumentError(f"unknown storage_options {unknown}; known: "
+                                       f"{sorted(known)}")
+        self.client_kwargs = {k: options[k] for k in self._CLIENT if options.get(k) is not None}
+        self.profile: str | None = options.get("profile")
+        style = options.get("addressing_style", "auto")
+        if style not in ("auto", "path", "virtual"):
+            raise InvalidArgumentError(f"addressing_style must be 'auto', 'path' or 'virtual', "
+                                       f"not {style!r}")
+        self.addressing_style: str = style
+        self.max_pool_connections = _int(options, "max_pool_connections", 64, 1)
+        self.connect_timeout = _num(options, "connect_timeout", 10.0)
+        self.read_timeout = _num(options, "read_timeout", 60.0)
+        self.retry = RetryPolicy(_int(options, "retries", 5, 1))
+        self.multipart_threshold = _int(options, "multipart_threshold", 64 * _MiB, 5 * _MiB)
+        self.part_size = _int(options, "part_size", 16 * _MiB, 5 * _MiB)
+        self.max_concurrency = _int(options, "max_concurrency", 8, 1)
+
+
+def _int(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def _num(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidArgumentError(f"{name} must be a positive number, not {value!r}")
+    return float(value)
+
+
+_SESSIONS: dict[str | None, Any] = {}
+
+
+def _session(profile: str | None) -> Any:
+    """One aiobotocore session per profile for the process: creating a client from a warm
+    session reuses its loaded service model and credential resolution (a cold one costs
+    hundreds of milliseconds)."""
+    session = _SESSIONS.get(profile)
+    if session is None:
+        from aiobotocore.session import get_session
+
+        session = get_session()
+        if profile:
+            session.set_config_variable("profile", profile)
+        _SESSIONS[profile] = session
+    return session
+
+
+def _strip(etag: str) -> str:
+    return etag.strip('"')
+
+
+class S3Storage(Storage):
+    """Objects in ``s3://bucket/prefix``; see :func:`aiostore.open_storage`."""
+
+    def __init__(self, bucket: str, prefix: str, options: Mapping[str, Any]) -> None:
+        if not bucket:
+            raise InvalidArgumentError("an s3:// URI needs a bucket: s3://bucket/prefix")
+        prefix = prefix.strip("/")
+        if prefix:
+            check_key(prefix)
+        super().__init__(f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}")
+        self.bucket = bucket
+        self.prefix = prefix
+        self.options = S3Options(options)
+        self._client: Any = None
+        self._client_cm: Any = None
+        self._opening: asyncio.Lock | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def _open(self) -> None:
+        await super()._open()
+        await self._get_client()
+
+    async def _get_client(self) -> Any:
+        self._check_open()
+        if self._client is not None:
+            return self._client
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if self._client is None:
+                from aiobotocore.config import AioConfig
+
+                opts = self.options
+                session = _session(opts.profile)
+                config = AioConfig(
+                    s3={"addressing_style": opts.addressing_style},
+                    max_pool_connections=opts.max_pool_connections,
+                    connect_timeout=opts.connect_timeout, read_timeout=opts.read_timeout,
+                    retries={"total_max_attempts": 1},  # aiostore retries (see .retry)
+                )
+                cm = session.create_client("s3", config=config, **opts.client_kwargs)
+                self._client = await cm.__aenter__()
+                self._client_cm = cm
+                self._opened = True
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client and its connection pool (idempotent)."""
+        cm, self._client_cm, self._client = self._client_cm, None, None
+        self._closed = True
+        if cm is not None:
+            await cm.__aexit__(None, None, None)
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    # --- the contract ------------------------------------------------------------------------
+    async def put(self, key: str, data: Data, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> ObjectInfo:
+        """See :meth:`Storage.put`. Up to ``multipart_threshold`` bytes: one ``PutObject``;
+        more, or an iterable of chunks: a multipart upload.
+
+        Cancellation: a single put that was sent may or may not take effect (as with any
+        request in flight); a multipart upload is aborted (shielded) unless it is completing.
+        """
+        full = self._key(key)
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            view = memoryview(data).cast("B")
+            if len(view) <= self.options.multipart_threshold:
+                return await self._put_single(key, full, view, if_none_match, if_match)
+            writer = self.open_writer(key, if_none_match=if_none_match, if_match=if_match)
+            try:
+                await writer.write(view)
+            except BaseException:
+                await writer.abort()
+                raise
+            return await writer.close()
+        async with self.open_writer(key, if_none_match=if_none_match,
+                                    if_match=if_match) as writer:
+            if isinstance(data, AsyncIterable):
+                async for chunk in data:
+                    await writer.write(chunk)
+            else:
+                for chunk in data:
+                    await writer.write(chunk)
+        info = getattr(writer, "info", None)
+        assert isinstance(info, ObjectInfo)
+        return info
+
+    def _conditions(self, if_none_match: bool, if_match: str | None) -> dict[str, Any]:
+        if if_none_match and if_match is not None:
+            raise InvalidArgumentError("pass if_none_match or if_match, not both")
+        if if_match is not None and not isinstance(if_match, str):
+            raise InvalidArgumentError(f"if_match must be an ETag string, not {if_match!r}")
+        extra: dict[str, Any] = {}
+        if if_none_match:
+            extra["IfNoneMatch"] = "*"
+        if if_match is not None:
+            extra["IfMatch"] = f'"{_strip(if_match)}"'
+        return extra
+
+    async def _put_single(self, key: str, full: str, body: bytes | memoryview,
+                          if_none_match: bool, if_match: str | None) -> ObjectInfo:
+        client = await self._get_client()
+        extra = self._conditions(if_none_match, if_match)
+        token = secrets.token_hex(12)
+        if extra:
+            extra["Metadata"] = {TOKEN_KEY: token}
+        url = self._url(key)
+        payload = body if type(body) is bytes else bytes(body)
+
+        async def send() -> dict[str, Any]:
+            response: dict[str, Any] = await client.put_object(
+                Bucket=self.bucket, Key=full, Body=payload, **extra)
+            return response
+
+        attempt = 0
+        while True:
+            try:
+                response = await call(self.options.retry, "put", url, send,
+                                      idempotent=not extra)
+                break
+            except Ambiguous as amb:
+                outcome = await self.resolve_conditional(key, token, if_none_match, if_match)
+                if outcome is not None:
+                    return outcome
+                attempt += 1
+                if attempt >= self.options.retry.attempts:
+                    raise self._unavailable("put", url, amb.cause) from amb.cause
+                await asyncio.sleep(self.options.retry.delay(attempt))
+        return ObjectInfo(key=key, size=len(payload), etag=_strip(response.get("ETag", "")),
+                          mtime=datetime.now(timezone.utc))
+
+    def _unavailable(self, action: str, url: str, cause: BaseException) -> BaseException:
+        from .retry import translate
+
+        return translate(cause, action, url)
+
+    async def resolve_conditional(self, key: str, token: str, if_none_match: bool,
+                                  if_match: str | None) -> ObjectInfo | None:
+        """After a conditional write's response was lost: our write took effect (its info),
+        the condition now fails (PreconditionFailedError), or neither (None: retry)."""
+        try:
+            info, metadata = await self._head(key)
+        except NotFoundError:
+            if if_match is not None:
+                raise PreconditionFailedError(f"{self._url(key)} is gone (if_match)") from None
+            return None
+        if metadata.get(TOKEN_KEY) == token:
+            return info
+        if if_none_match:
+            raise PreconditionFailedError(f"{self._url(key)} exists (if_none_match)")
+        if if_match is not None and info.etag != _strip(if_match):
+            raise PreconditionFailedError(f"{self._url(key)} changed (if_match)")
+        return None
+
+    async def _head(self, key: str) -> tuple[ObjectInfo, dict[str, str]]:
+        client = await self._get_client()
+        full = self._key(key)
+
+        async def send() -> dict[str, Any]:
+            response: dict[str, Any] = await client.head_object(Bucket=self.bucket, Key=full)
+            return response
+
+        try:
+            r = await call(self.options.retry, "head", self._url(key), send)
+        except BucketNotFoundError:
+            raise
+        except NotFoundError:
+            await self._check_bucket()  # a HEAD 404 has no body: was it the bucket?
+            raise
+        info = ObjectInfo(key=key, size=int(r.get("ContentLength", 0)),
+                          etag=_strip(r.get("ETag", "")),
+                          mtime=r.get("LastModified") or datetime.now(timezone.utc))
+        return info, dict(r.get("Metadata") or {})
+
+    async def _check_bucket(self) -> None:
+        """:class:`~aiostore.errors.BucketNotFoundError` if the bucket does not exist."""
+        client = await self._get_client()
+
+        async def send() -> None:
+            await client.head_bucket(Bucket=self.bucket)
+
+        try:
+            await call(self.options.retry, "head bucket", f"s3://{self.bucket}", send)
+        except NotFoundError:
+            raise BucketNotFoundError(errno.ENOENT, "no such bucket",
+                                      f"s3://{self.bucket}") from None
+
+    async def head(self, key: str) -> ObjectInfo:
+        """See :meth:`Storage.head`."""
+        info, _ = await self._head(key)
+        return info
+
+    async def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None
+                  ) -> bytes:
+        """See :meth:`Storage.get`. A whole object larger than ``part_size`` is fetched as
+        concurrent ranges, all pinned to the ETag of the first (a write meanwhile restarts
+        the read). Cancellation: safe at any point."""
+        window = check_byte_range(byte_range)
+        full = self._key(key)
+        if window is not None:
+            start, stop = window
+            if stop is not None and stop == start:
+                return b""
+            data, _, _ = await self._get_range(key, full, start, stop, None)
+            return data
+        part = self.options.part_size
+        for _ in range(self.options.retry.attempts):
+            first, total, etag = await self._get_range(key, full, 0, part, None)
+            if total <= len(first):
+                return first
+            out = bytearray(total)
+            out[:len(first)] = first
+            slots = asyncio.Semaphore(self.options.max_concurrency)
+            try:
+                await asyncio.gather(*(self._fetch_into(out, key, full, at, part, etag, slots)
+                                       for at in range(len(first), total, part)))
+            except PreconditionFailedError:
+                continue  # replaced while we read it: start again
+            return bytes(out)
+        raise PreconditionFailedError(f"{self._url(key)} kept changing while it was read")
+
+    async def _fetch_into(self, out: bytearray, key: str, full: str, at: int, part: int,
+                          etag: str, slots: asyncio.Semaphore) -> None:
+        """One range of a whole-object get, pinned to ``etag`` (412 if it changed)."""
+        async with slots:
+            chunk, _, _ = await self._get_range(key, full, at, min(at + part, len(out)), etag)
+        out[at:at + len(chunk)] = chunk
+
+    async def _get_range(self, key: str, full: str, start: int, stop: int | None,
+                         if_match: str | None) -> tuple[bytes, int, str]:
+        """(data, total object size, etag) of ``[start, stop)``."""
+        client = await self._get_client()
+        extra: dict[str, Any] = {}
+        if start or stop is not None:
+            extra["Range"] = f"bytes={start}-{'' if stop is None else stop - 1}"
+        if if_match is not None:
+            extra["IfMatch"] = f'"{if_match}"'
+
+        async def send() -> tuple[bytes, int, str]:
+            try:
+                response = await client.get_object(Bucket=self.bucket, Key=full, **extra)
+            except Exception as exc:
+                code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
+                if code == "InvalidRange":  # start at or past the end
+                    return b"", start, ""
+                raise
+            async with response["Body"] as body:  # read to the end, or closed on error
+                data: bytes = await body.read()
+            total = len(data)
+            content_range = response.get("ContentRange")
+            if content_range and "/" in content_range:
+                size = content_range.rsplit("/", 1)[1]
+                if size.isdigit():
+                    total = int(size)
+            expected = response.get("ContentLength")
+            if expected is not None and int(expected) != len(data):
+                raise ConnectionResetError(f"truncated body: {len(data)} of {expected} bytes")
+            return data, total, _strip(response.get("ETag", ""))
+
+        return await call(self.options.retry, "get", self._url(key), send)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """See :meth:`Storage.list` (``ListObjectsV2``, page by page)."""
+        check_prefix(prefix)
+        client = await self._get_client()
+        base = f"{self.prefix}/" if self.prefix else ""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base + prefix}
+            if token:
+                kwargs["ContinuationToken"] = token
+
+            async def send(kwargs: dict[str, Any] = kwargs) -> dict[str, Any]:
+                page: dict[str, Any] = await client.list_objects_v2(**kwargs)
+                return page
+
+            page = await call(self.options.retry, "list", self.url + "/" + prefix, send)
+            for item in page.get("Contents") or []:
+                yield ObjectInfo(key=item["Key"][len(base):], size=int(item.get("Size", 0)),
+                                 etag=_strip(item.get("ETag", "")),
+                                 mtime=item.get("LastModified") or datetime.now(timezone.utc))
+            if not page.get("IsTruncated"):
+                return
+            token = page.get("NextContinuationToken")
+
+    async def delete(self, key: str) -> None:
+        """See :meth:`Storage.delete` (``DeleteObject``; a missing key is fine)."""
+        client = await self._get_client()
+        full = self._key(key)
+
+        async def send() -> None:
+            await client.delete_object(Bucket=self.bucket, Key=full)
+
+        try:
+            await call(self.options.retry, "delete", self._url(key), send)
+        except NotFoundError as exc:
+            if "bucket" in str(exc):
+                raise
+
+    async def copy(self, src: str, dst: str) -> ObjectInfo:
+        """See :meth:`Storage.copy` (server-side ``CopyObject``; objects up to 5 GiB)."""
+        client = await self._get_client()
+        source, target = self._key(src), self._key(dst)
+
+        async def send() -> dict[str, Any]:
+            response: dict[str, Any] = await client.copy_object(
+                Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket,
+                                                            "Key": source})
+            return response
+
+        await call(self.options.retry, "copy", self._url(src), send)
+        return await self.head(dst)
+
+    def open_writer(self, key: str, *, if_none_match: bool = False,
+                    if_match: str | None = None) -> ObjectWriter:
+        """See :meth:`Storage.open_writer`: a multipart upload, started once more than
+        ``multipart_threshold`` bytes were written (a smaller object is one ``PutObject``)."""
+        from .multipart import S3Writer
+
+        self._check_open()
+        self._conditions(if_none_match, if_match)
+        return S3Writer(self, key, if_none_match=if_none_match, if_match=if_match)
