@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import InvalidArgumentError
 
@@ -34,3 +36,15 @@ def check_mode(mode: object) -> int | None:
     if not isinstance(mode, int) or isinstance(mode, bool) or not 0 <= mode <= 0o7777:
         raise InvalidArgumentError(f"mode must be permission bits like 0o644, not {mode!r}")
     return mode
+
+
+def check_remote(path: str, mode: object, storage_options: Mapping[str, Any] | None) -> bool:
+    """Whether ``path`` is an ``s3://`` URI; ``storage_options`` only go with one, and
+    permission bits never do."""
+    if path.startswith("s3://"):
+        if mode is not None:
+            raise InvalidArgumentError("mode (permission bits) does not apply to s3:// objects")
+        return True
+    if storage_options:
+        raise InvalidArgumentError(f"storage_options apply to s3:// URIs only, not {path!r}")
+    return False

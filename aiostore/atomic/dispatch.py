@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio.from_thread
@@ -15,9 +15,10 @@ from .._io.ops import step
 from .._io.publish import TempFile
 from ..errors import InvalidArgumentError, SerializationError, UnknownFormatError
 from . import encoders, frames
-from ._paths import StrPath, check_mode, fspath
+from ._paths import StrPath, check_mode, check_remote, fspath
 from .batch import publish_whole
 from .formats import FORMATS, Format, format_from_path, lookup_format
+from .remote import get_remote, put_remote, write_remote_stream
 from .writers import _dumps
 
 __all__ = ["read", "write"]
@@ -31,7 +32,9 @@ def _resolve(path: str, format: str | None) -> Format | None:
 
 async def write(obj: object, path: StrPath, *, format: str | None = None,
                 progress: bool | frames.Progress | None = None, overwrite: bool = True,
-                durable: bool = True, mode: int | None = None, **writer_kwargs: Any) -> None:
+                durable: bool = True, mode: int | None = None,
+                storage_options: Mapping[str, Any] | None = None,
+                **writer_kwargs: Any) -> None:
     """Atomically write ``obj`` to ``path`` in the format given or implied by the suffix.
 
     * bytes-like → the bytes; ``str`` → UTF-8 text (``format="json"``: a JSON string);
@@ -59,10 +62,25 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
     Cancellation: the encoder stops at the next batch, the temp file is removed and the target
     keeps its old content; once the rename has started the write completes, then the
     cancellation propagates.
+
+    ``path`` may be an ``s3://bucket/key`` URI (``storage_options``: see
+    :func:`aiostore.open_storage`): bytes, text and JSON are one put; a frame is encoded batch
+    by batch into a streamed multipart upload (bounded memory), aborted on an error or
+    cancellation, so the object appears whole or not at all.
     """
     p = fspath(path)
     check_mode(mode)
+    remote = check_remote(p, mode, storage_options)
     fmt = _resolve(p, format)
+
+    async def _write_chunks(path: str, encode: Callable[[], list[Buffer]], overwrite: bool,
+                            durable: bool, mode: int | None) -> None:
+        if remote:
+            await put_remote(path, encode, overwrite=overwrite,
+                             storage_options=storage_options)
+        else:  # batched with concurrent whole-file writes (group commit)
+            await publish_whole(path, encode, overwrite=overwrite, durable=durable, mode=mode)
+
     if isinstance(obj, (bytes, bytearray, memoryview)):
         if format is not None and fmt is not None and fmt.kind == "frame":
             raise SerializationError(f"bytes are written as-is; they cannot be written as "
@@ -76,7 +94,8 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
                                    f"{type(progress).__name__}")
     if frames.is_frame(obj) or (fmt is not None and fmt.kind == "frame"
                                 and isinstance(obj, (list, tuple))):
-        return await _write_frame(obj, p, fmt, progress, overwrite, durable, mode, writer_kwargs)
+        return await _write_frame(obj, p, fmt, progress, overwrite, durable, mode, writer_kwargs,
+                                  storage_options if remote else None, remote)
     if isinstance(obj, _JSON_TYPES):
         if fmt is not None and fmt.kind == "jsonl":
             if not isinstance(obj, (list, tuple)):
@@ -84,7 +103,7 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
             from .writers import write_jsonl
 
             await write_jsonl(p, obj, overwrite=overwrite, durable=durable, mode=mode,
-                              **writer_kwargs)
+                              storage_options=storage_options, **writer_kwargs)
             return None
         if fmt is not None and fmt.kind not in ("json", "text", "bytes"):
             raise SerializationError(f"a {type(obj).__name__} cannot be written as {fmt.name}")
@@ -94,15 +113,10 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
                              "str, JSON-able data or a DataFrame/Arrow table")
 
 
-async def _write_chunks(path: str, encode: Callable[[], list[Buffer]], overwrite: bool,
-                        durable: bool, mode: int | None) -> None:
-    """Bytes, text and JSON: batched with concurrent whole-file writes (group commit)."""
-    await publish_whole(path, encode, overwrite=overwrite, durable=durable, mode=mode)
-
-
 async def _write_frame(obj: object, path: str, fmt: Format | None,
                        progress: bool | frames.Progress | None, overwrite: bool, durable: bool,
-                       mode: int | None, kwargs: dict[str, Any]) -> None:
+                       mode: int | None, kwargs: dict[str, Any],
+                       storage_options: Mapping[str, Any] | None, remote: bool) -> None:
     if fmt is None:
         known = ", ".join(repr(f.name) for f in FORMATS.values() if f.takes_frames)
         raise UnknownFormatError(f"cannot tell the format of {path!r} from its suffix; pass "
@@ -124,12 +138,23 @@ async def _write_frame(obj: object, path: str, fmt: Format | None,
     else:
         report = None
 
-    def job() -> None:
+    def source() -> frames.FrameSource:
         data = frames.records_to_table(obj) if isinstance(obj, (list, tuple)) else obj
-        source = frames.FrameSource(data, flatten_index=fmt.name not in ("parquet", "arrow"))
+        return frames.FrameSource(data, flatten_index=fmt.name not in ("parquet", "arrow"))
+
+    if remote:
+        def produce(sink: Callable[[Buffer], None], abort: Abort) -> None:
+            encoders.encode_frame(fmt.name, source(), sink, dict(kwargs), report, abort.check)
+
+        await write_remote_stream(path, produce, overwrite=overwrite,
+                                  storage_options=storage_options)
+        return
+
+    def job() -> None:
+        src = source()
         tmp = TempFile(fs, path, overwrite=overwrite, durable=durable, mode=mode)
         try:
-            encoders.encode_frame(fmt.name, source, tmp.write, dict(kwargs), report, abort.check)
+            encoders.encode_frame(fmt.name, src, tmp.write, dict(kwargs), report, abort.check)
         except BaseException:
             tmp.discard()
             raise
@@ -139,7 +164,7 @@ async def _write_frame(obj: object, path: str, fmt: Format | None,
 
 
 async def read(path: StrPath, *, format: str | None = None, output: str | None = None,
-               **reader_kwargs: Any) -> Any:
+               storage_options: Mapping[str, Any] | None = None, **reader_kwargs: Any) -> Any:
     """Read what :func:`write` wrote: the symmetric reader.
 
     The format comes from ``format`` or the suffix; an unknown suffix reads bytes. Returns
@@ -152,18 +177,27 @@ async def read(path: StrPath, *, format: str | None = None, output: str | None =
     format, :class:`~aiostore.errors.InvalidArgumentError` for an unknown ``output`` (before
     anything is read).
 
+    ``path`` may be an ``s3://bucket/key`` URI (``storage_options``: see
+    :func:`aiostore.open_storage`; a missing object is
+    :class:`~aiostore.errors.NotFoundError` too).
+
     Cancellation: safe at any point (nothing is changed).
     """
     p = fspath(path)
+    remote = check_remote(p, None, storage_options)
     fmt = _resolve(p, format) or lookup_format("bytes")
     if output is not None:
         frames.check_output(output)
     fs = current_fs()
     want_frame = fmt.kind == "frame" or output is not None
+    fetched = await get_remote(p, storage_options) if remote else None
 
     def job() -> Any:
-        with step("read", p):
-            data = fs.read_file(p)
+        if fetched is not None:
+            data = fetched
+        else:
+            with step("read", p):
+                data = fs.read_file(p)
         if want_frame:
             if not fmt.takes_frames:
                 raise SerializationError(f"{fmt.name} does not hold a frame")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import codecs
 import warnings
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar, overload
 
@@ -14,7 +14,7 @@ from .._io.base import Buffer, current_fs
 from .._io.offload import run_commit
 from .._io.publish import TempFile
 from ..errors import ClosedError, InvalidArgumentError, SerializationError
-from ._paths import StrPath, check_mode, fspath
+from ._paths import StrPath, check_mode, check_remote, fspath
 
 __all__ = ["AtomicFile", "atomic_open"]
 
@@ -220,21 +220,23 @@ class AtomicFile(Generic[AnyStr_]):
 @overload
 def atomic_open(path: StrPath, mode: Literal["wb", "xb"] = "wb", *, encoding: str = "utf-8",
                 errors: str = "strict", overwrite: bool = True, durable: bool = True,
-                perm: int | None = None, buffer_size: int = _DEFAULT_BUFFER) -> AtomicFile[bytes]:
+                perm: int | None = None, buffer_size: int = _DEFAULT_BUFFER,
+                storage_options: Mapping[str, Any] | None = None) -> AtomicFile[bytes]:
     ...
 
 
 @overload
 def atomic_open(path: StrPath, mode: Literal["w", "x"], *, encoding: str = "utf-8",
                 errors: str = "strict", overwrite: bool = True, durable: bool = True,
-                perm: int | None = None, buffer_size: int = _DEFAULT_BUFFER) -> AtomicFile[str]:
+                perm: int | None = None, buffer_size: int = _DEFAULT_BUFFER,
+                storage_options: Mapping[str, Any] | None = None) -> AtomicFile[str]:
     ...
 
 
 def atomic_open(path: StrPath, mode: str = "wb", *, encoding: str = "utf-8",
                 errors: str = "strict", overwrite: bool = True, durable: bool = True,
-                perm: int | None = None,
-                buffer_size: int = _DEFAULT_BUFFER) -> AtomicFile[Any]:
+                perm: int | None = None, buffer_size: int = _DEFAULT_BUFFER,
+                storage_options: Mapping[str, Any] | None = None) -> AtomicFile[Any]:
     """Open ``path`` for an atomic streaming write::
 
         async with aiostore.atomic_open("out.log", "w") as f:
@@ -248,6 +250,18 @@ def atomic_open(path: StrPath, mode: str = "wb", *, encoding: str = "utf-8",
 
     Cancellation: inside the block, the exit discards the temp file and the target keeps its
     old content; a cancellation during the final commit lets the commit complete first.
+
+    ``path`` may be an ``s3://bucket/key`` URI (``storage_options``: see
+    :func:`aiostore.open_storage`): the data streams into a multipart upload (parts of at
+    least 5 MiB, bounded memory) that the commit completes and a discard aborts; the object
+    appears whole or not at all.
     """
+    p = fspath(path)
+    if check_remote(p, perm, storage_options):
+        from .remote import RemoteAtomicFile
+
+        return RemoteAtomicFile(p, mode, encoding=encoding, errors=errors,
+                                overwrite=overwrite, durable=durable, perm=None,
+                                buffer_size=buffer_size, storage_options=storage_options)
     return AtomicFile(path, mode, encoding=encoding, errors=errors, overwrite=overwrite,
                       durable=durable, perm=perm, buffer_size=buffer_size)

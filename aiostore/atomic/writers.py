@@ -7,12 +7,12 @@ fsync the directory (shared with concurrent writers into the same directory).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 from .._io.base import Buffer
 from ..errors import InvalidArgumentError, SerializationError
-from ._paths import StrPath, check_mode, fspath
+from ._paths import StrPath, check_mode, check_remote, fspath
 from .batch import publish_whole
 from .stream import atomic_open
 
@@ -27,13 +27,20 @@ def _check_bytes(data: object) -> Buffer:
 
 
 async def _write_encoded(path: StrPath, encode: Callable[[], list[Buffer]], *, overwrite: bool,
-                         durable: bool, mode: int | None) -> None:
-    await publish_whole(fspath(path), encode, overwrite=overwrite, durable=durable,
-                        mode=check_mode(mode))
+                         durable: bool, mode: int | None,
+                         storage_options: Mapping[str, Any] | None) -> None:
+    p = fspath(path)
+    if check_remote(p, mode, storage_options):
+        from .remote import put_remote
+
+        await put_remote(p, encode, overwrite=overwrite, storage_options=storage_options)
+        return
+    await publish_whole(p, encode, overwrite=overwrite, durable=durable, mode=check_mode(mode))
 
 
 async def write_bytes(path: StrPath, data: Buffer, *, overwrite: bool = True,
-                      durable: bool = True, mode: int | None = None) -> None:
+                      durable: bool = True, mode: int | None = None,
+                      storage_options: Mapping[str, Any] | None = None) -> None:
     """Atomically replace (or create) the file at ``path`` with ``data``.
 
     A reader sees the old content or the new, never a partial or missing file. With
@@ -53,15 +60,23 @@ async def write_bytes(path: StrPath, data: Buffer, *, overwrite: bool = True,
     (:class:`~aiostore.errors.DiskFullError`, :class:`~aiostore.errors.AccessDeniedError`,
     :class:`~aiostore.errors.DurabilityError` for a failed fsync, ...); the old content is
     intact in every case except a failed directory fsync after the rename.
+
+    ``path`` may be an ``s3://bucket/key`` URI (``storage_options``: see
+    :func:`aiostore.open_storage`): the object is put whole — one ``PutObject``, or a
+    multipart upload aborted on failure — and ``overwrite=False`` is ``If-None-Match: *``;
+    ``mode`` does not apply there.
     """
     buf = _check_bytes(data)
-    await _write_encoded(path, lambda: [buf], overwrite=overwrite, durable=durable, mode=mode)
+    await _write_encoded(path, lambda: [buf], overwrite=overwrite, durable=durable, mode=mode,
+                         storage_options=storage_options)
 
 
 async def write_text(path: StrPath, text: str, *, encoding: str = "utf-8", errors: str = "strict",
                      overwrite: bool = True, durable: bool = True,
-                     mode: int | None = None) -> None:
-    """Atomically write ``text`` encoded with ``encoding``; see :func:`write_bytes`.
+                     mode: int | None = None,
+                     storage_options: Mapping[str, Any] | None = None) -> None:
+    """Atomically write ``text`` encoded with ``encoding``; see :func:`write_bytes` (also for
+    ``s3://`` URIs and ``storage_options``).
 
     Encoding errors raise :class:`~aiostore.errors.SerializationError` before any file is
     created. Cancellation: as :func:`write_bytes`.
@@ -75,7 +90,8 @@ async def write_text(path: StrPath, text: str, *, encoding: str = "utf-8", error
         except (UnicodeError, LookupError) as exc:
             raise SerializationError(f"cannot encode text as {encoding}: {exc}") from exc
 
-    await _write_encoded(path, encode, overwrite=overwrite, durable=durable, mode=mode)
+    await _write_encoded(path, encode, overwrite=overwrite, durable=durable, mode=mode,
+                         storage_options=storage_options)
 
 
 def _dumps(obj: object, kwargs: dict[str, Any]) -> str:
@@ -87,15 +103,18 @@ def _dumps(obj: object, kwargs: dict[str, Any]) -> str:
 
 async def write_json(path: StrPath, obj: object, *, overwrite: bool = True, durable: bool = True,
                      mode: int | None = None, encoding: str = "utf-8",
+                     storage_options: Mapping[str, Any] | None = None,
                      **json_dumps_kwargs: Any) -> None:
-    """Atomically write ``obj`` as JSON (``json.dumps(obj, **json_dumps_kwargs)``).
+    """Atomically write ``obj`` as JSON (``json.dumps(obj, **json_dumps_kwargs)``); ``path``
+    may be an ``s3://`` URI (see :func:`write_bytes`).
 
     Serialisation runs in the worker thread, before any file is created: a non-serialisable
     object raises :class:`~aiostore.errors.SerializationError` and leaves nothing behind.
     Guarantees and cancellation: as :func:`write_bytes`.
     """
     await _write_encoded(path, lambda: [_dumps(obj, json_dumps_kwargs).encode(encoding)],
-                         overwrite=overwrite, durable=durable, mode=mode)
+                         overwrite=overwrite, durable=durable, mode=mode,
+                         storage_options=storage_options)
 
 
 _JSONL_BATCH = 1000
@@ -103,8 +122,10 @@ _JSONL_BATCH = 1000
 
 async def write_jsonl(path: StrPath, records: Iterable[object] | AsyncIterable[object], *,
                       overwrite: bool = True, durable: bool = True, mode: int | None = None,
-                      encoding: str = "utf-8", **json_dumps_kwargs: Any) -> int:
-    """Atomically write one JSON document per line; returns the number of records.
+                      encoding: str = "utf-8", storage_options: Mapping[str, Any] | None = None,
+                      **json_dumps_kwargs: Any) -> int:
+    """Atomically write one JSON document per line; returns the number of records
+    (``path`` may be an ``s3://`` URI: a streamed multipart upload).
 
     ``records`` may be an iterable or an async iterable; records are serialised in batches in
     the worker thread and streamed to the temp file, so memory stays bounded. The file is
@@ -123,7 +144,8 @@ async def write_jsonl(path: StrPath, records: Iterable[object] | AsyncIterable[o
         return "\n".join(lines).encode(encoding)
 
     count = 0
-    async with atomic_open(path, "wb", overwrite=overwrite, durable=durable, perm=mode) as f:
+    async with atomic_open(path, "wb", overwrite=overwrite, durable=durable, perm=mode,
+                           storage_options=storage_options) as f:
         batch: list[object] = []
         if isinstance(records, AsyncIterable):
             async for rec in records:
