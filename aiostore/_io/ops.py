@@ -56,11 +56,18 @@ def ensure_dirs(fs: FileSystem, directory: str, durable: bool) -> None:
                 sync_dir(fs, os.path.dirname(m))
 
 
-def real_path(fs: FileSystem, path: str, *, limit: int = 40) -> str:
+def real_path(fs: FileSystem, path: str, *, limit: int = 40,
+              known: tuple[str, str] | None = None) -> str:
     """``os.path.realpath`` through ``fs``: every symlink in ``path`` resolved (components that
-    do not exist yet are kept as they are). ELOOP after ``limit`` links."""
-    pending = os.path.abspath(path).split(os.sep)[1:]
-    resolved = os.sep
+    do not exist yet are kept as they are). ELOOP after ``limit`` links. ``known=(prefix,
+    its real path)`` skips resolving a prefix already resolved."""
+    path = os.path.abspath(path)
+    if known is not None and path.startswith(known[0] + os.sep):
+        pending = path[len(known[0]) + 1:].split(os.sep)
+        resolved = known[1]
+    else:
+        pending = path.split(os.sep)[1:]
+        resolved = os.sep
     links = 0
     while pending:
         part = pending.pop(0)

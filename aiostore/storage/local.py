@@ -76,7 +76,7 @@ class LocalStorage(Storage):
         if self._real_root is None:
             self._real_root = real_path(self._fs, self.root)
         full = os.path.join(self.root, *key.split("/"))
-        real = real_path(self._fs, full)
+        real = real_path(self._fs, full, known=(self.root, self._real_root))
         if real != self._real_root and not real.startswith(self._real_root + os.sep):
             raise InvalidKeyError(f"{key!r} resolves outside the storage root {self.root} "
                                   f"(through a symbolic link)")
