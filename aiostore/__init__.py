@@ -3,6 +3,9 @@
 The public API is re-exported here; everything else is private. See ``docs/``.
 """
 
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
 from . import errors as errors
 from .atomic import AtomicFile as AtomicFile
 from .atomic import atomic_open as atomic_open
@@ -24,28 +27,56 @@ from .storage import ObjectWriter as ObjectWriter
 from .storage import Storage as Storage
 from .storage import open_storage as open_storage
 
+if _TYPE_CHECKING:  # imported on first use (they need pyarrow): see __getattr__
+    from .tables import ExpireReport as ExpireReport
+    from .tables import HistoryEntry as HistoryEntry
+    from .tables import Table as Table
+    from .tables import expire_snapshots as expire_snapshots
+    from .tables import open_table as open_table
+    from .tables import read_table as read_table
+    from .tables import write_snapshot as write_snapshot
+
 __version__ = "0.1.0"
+
+_LAZY = {"ExpireReport", "HistoryEntry", "Table", "expire_snapshots", "open_table",
+         "read_table", "write_snapshot"}
+
+
+def __getattr__(name: str) -> _Any:
+    """The snapshot-table names, imported on first use (they need pyarrow)."""
+    if name in _LAZY:
+        from . import tables
+
+        return getattr(tables, name)
+    raise AttributeError(f"module 'aiostore' has no attribute {name!r}")
 
 __all__ = [
     "AiostoreError",
     "AtomicFile",
     "DBEvent",
     "DBStats",
+    "ExpireReport",
+    "HistoryEntry",
     "ItemLocation",
     "ObjectInfo",
     "ObjectWriter",
     "SegmentDB",
     "Storage",
+    "Table",
     "Transaction",
     "__version__",
     "atomic_open",
     "errors",
+    "expire_snapshots",
     "open_storage",
+    "open_table",
     "read",
+    "read_table",
     "sweep_temp_files",
     "write",
     "write_bytes",
     "write_json",
     "write_jsonl",
+    "write_snapshot",
     "write_text",
 ]

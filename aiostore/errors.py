@@ -17,6 +17,10 @@ exception has the same meaning, the aiostore class derives from it too, so
     │   └── TransactionClosedError             the transaction was committed or discarded
     ├── OverwriteDisabledError                 a trim or drop without enable_overwrite()
     ├── PreconditionFailedError                a conditional put lost: the key exists / changed
+    ├── CommitConflictError                    a table commit raced a conflicting commit
+    ├── SchemaMismatchError (ValueError)       data does not fit the table's schema
+    ├── UnsupportedTableError                  a table needs protocol features aiostore lacks
+    ├── VersionNotFoundError (LookupError)     a table version that does not exist (any more)
     ├── DatabaseLockedError                    another SegmentDB holds the directory
     ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
     ├── CorruptionError                        stored bytes fail their checksum or framing
@@ -46,6 +50,7 @@ __all__ = [
     "AlreadyExistsError",
     "BucketNotFoundError",
     "ClosedError",
+    "CommitConflictError",
     "CorruptionError",
     "DatabaseClosedError",
     "DatabaseFailedError",
@@ -62,11 +67,14 @@ __all__ = [
     "OverwriteDisabledError",
     "PreconditionFailedError",
     "SafetyCheckError",
+    "SchemaMismatchError",
     "SerializationError",
     "StorageError",
     "StorageUnavailableError",
     "TransactionClosedError",
     "UnknownFormatError",
+    "UnsupportedTableError",
+    "VersionNotFoundError",
 ]
 
 
@@ -114,6 +122,25 @@ class InvalidKeyError(InvalidArgumentError):
 class PreconditionFailedError(AiostoreError):
     """A conditional put lost: ``if_none_match`` and the key exists, or ``if_match`` and the
     object's ETag is another (or it is gone). The stored object is unchanged."""
+
+
+class CommitConflictError(AiostoreError):
+    """A table commit lost a race against a concurrent commit it conflicts with (an overwrite
+    after a concurrent change, a change of schema or protocol); nothing was committed."""
+
+
+class SchemaMismatchError(AiostoreError, ValueError):
+    """The data does not fit the table's schema (and ``schema_mode="merge"`` cannot reconcile
+    it: only new nullable columns and safe widening are allowed); nothing was committed."""
+
+
+class UnsupportedTableError(AiostoreError):
+    """The table needs protocol features aiostore does not implement (reader > 1 / writer > 2,
+    table features such as deletion vectors or column mapping); it is left untouched."""
+
+
+class VersionNotFoundError(AiostoreError, LookupError):
+    """A table version (or timestamp) that does not exist or whose log was expired."""
 
 
 class OverwriteDisabledError(AiostoreError):

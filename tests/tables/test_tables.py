@@ -1,0 +1,207 @@
+"""Snapshot tables: writes, schema rules, time travel, history, restore, expiry, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import polars as pl
+import pyarrow as pa
+import pytest
+
+import aiostore
+from aiostore import errors
+
+pytestmark = pytest.mark.asyncio
+
+
+def _log(path: Path) -> list[str]:
+    return sorted(os.listdir(path / "_delta_log"))
+
+
+async def test_append_read_every_input_and_output(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    async with aiostore.open_table(uri) as table:
+        assert table.version == -1 and table.schema is None
+        assert await table.append(pd.DataFrame({"a": [1, 2], "s": ["x", "y"]})) == 0
+        assert await table.append([{"a": 3, "s": "z"}]) == 1
+        assert await table.append(pa.table({"a": [4], "s": ["w"]})) == 2
+        assert await table.append(pl.DataFrame({"a": [5], "s": ["v"]})) == 3
+        batch = pa.RecordBatch.from_pylist([{"a": 6, "s": "u"}])
+        reader = pa.RecordBatchReader.from_batches(batch.schema, [batch])
+        assert await table.append(reader) == 4
+        assert table.version == 4
+        assert table.schema == pa.Table.from_pylist([{"a": 1, "s": "x"}]).schema
+        df = await table.read()
+        assert list(df["a"]) == [1, 2, 3, 4, 5, 6]
+        arrow = await table.read(output="arrow", columns=["s"])
+        assert arrow.column_names == ["s"] and arrow.num_rows == 6
+        polars_df = await table.read(output="polars", filter=[("a", ">", 4)])
+        assert sorted(polars_df["a"].to_list()) == [5, 6]
+        batches = [b async for b in table.scan(columns=["a"])]
+        assert sum(b.num_rows for b in batches) == 6
+        with pytest.raises(errors.SerializationError):
+            await table.append("not a frame")
+        with pytest.raises(errors.InvalidArgumentError):
+            await table.read(output="excel")
+    assert await aiostore.read_table(uri, output_as="arrow") is not None
+    with pytest.raises(errors.NotFoundError):
+        await aiostore.read_table(str(tmp_path / "nothing"))
+
+
+async def test_schema_is_enforced_and_nothing_is_committed(tmp_path: Path) -> None:
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri)) as table:
+        await table.append(pd.DataFrame({"a": [1], "s": ["x"]}))
+        before = sorted(os.listdir(uri))
+        for bad in (pd.DataFrame({"a": [1.5], "s": ["x"]}),       # another type
+                    pd.DataFrame({"a": [1]}),                      # a missing column
+                    pd.DataFrame({"a": [1], "s": ["x"], "n": [1]}),  # an extra column
+                    [{"a": "text", "s": "x"}]):                    # the same, from dicts
+            with pytest.raises(errors.SchemaMismatchError):
+                await table.append(bad)
+        assert sorted(os.listdir(uri)) == before and table.version == 0
+        with pytest.raises(errors.InvalidArgumentError):
+            await table.append(pd.DataFrame({"a": [1], "s": ["x"]}), schema_mode="overwrite")
+
+
+async def test_schema_evolution_by_merge(tmp_path: Path) -> None:
+    async with aiostore.open_table(str(tmp_path / "t")) as table:
+        await table.append(pa.table({"a": pa.array([1], pa.int32()), "s": ["x"]}))
+        await table.append(pa.table({"a": pa.array([2], pa.int64()), "s": ["y"],
+                                     "n": [0.5]}), schema_mode="merge")
+        await table.append(pa.table({"a": pa.array([3], pa.int8())}), schema_mode="merge")
+        assert table.schema == pa.Table.from_pylist([{"a": 1, "s": "x", "n": 0.5}]).schema
+        rows = (await table.read(output="arrow")).to_pylist()
+        assert rows == [{"a": 1, "s": "x", "n": None}, {"a": 2, "s": "y", "n": 0.5},
+                        {"a": 3, "s": None, "n": None}]
+        with pytest.raises(errors.SchemaMismatchError):  # narrowing is not evolution
+            await table.append(pa.table({"a": ["text"]}), schema_mode="merge")
+        v = await table.overwrite(pa.table({"b": [True]}), schema_mode="overwrite")
+        assert (await table.read(output="arrow")).to_pylist() == [{"b": True}]
+        assert (await table.read(version=v - 1, output="arrow")).num_rows == 3
+
+
+async def test_time_travel_history_and_restore(tmp_path: Path) -> None:
+    async with aiostore.open_table(str(tmp_path / "t")) as table:
+        await table.append(pd.DataFrame({"a": [1]}))
+        middle = datetime.now(timezone.utc)
+        await table.append(pd.DataFrame({"a": [2]}))
+        await table.overwrite(pd.DataFrame({"a": [9]}))
+        assert list((await table.read())["a"]) == [9]
+        assert list((await table.read(version=1))["a"]) == [1, 2]
+        assert list((await table.read(as_of=middle))["a"]) == [1]
+        assert list((await table.read(as_of=middle.timestamp()))["a"]) == [1]
+        with pytest.raises(errors.VersionNotFoundError):
+            await table.read(version=7)
+        with pytest.raises(errors.VersionNotFoundError):
+            await table.read(as_of=datetime(2000, 1, 1, tzinfo=timezone.utc))
+        history = await table.history()
+        assert [h.version for h in history] == [2, 1, 0]
+        assert history[0].parameters == {"mode": "Overwrite"}
+        assert (history[0].rows_added, history[0].rows_removed) == (1, 2)
+        assert history[2].files_added == 1
+        restored = await table.restore(1)
+        assert restored == 3  # a new version: nothing is rewritten
+        assert sorted((await table.read())["a"]) == [1, 2]
+        assert (await table.history())[0].operation == "RESTORE"
+        assert list((await table.read(version=2))["a"]) == [9]
+
+
+async def test_checkpoints_keep_opening_constant(tmp_path: Path) -> None:
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri), checkpoint_interval=10) as table:
+        for i in range(25):
+            await table.append(pd.DataFrame({"a": [i]}))
+    log = _log(uri)
+    assert "00000000000000000020.checkpoint.parquet" in log
+    assert json.loads((uri / "_delta_log" / "_last_checkpoint").read_text())["version"] == 20
+    table = await aiostore.open_table(str(uri))
+    storage: Any = table._storage
+    fetched: list[str] = []
+    real_get = storage.get
+
+    async def counting_get(key: str, **kwargs: Any) -> bytes:
+        fetched.append(key)
+        data: bytes = await real_get(key, **kwargs)
+        return data
+
+    storage.get = counting_get
+    await table.refresh()
+    assert table.version == 24
+    assert len(fetched) <= 7, fetched  # _last_checkpoint, checkpoint 20, 21..24, probe 25
+    assert sorted((await table.read())["a"]) == list(range(25))
+    await table.aclose()
+
+
+async def test_expire_snapshots(tmp_path: Path) -> None:
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri)) as table:
+        for i in range(4):
+            await table.overwrite(pd.DataFrame({"a": [i]}))
+        await table.append(pd.DataFrame({"a": [10]}))
+        (uri / "part-00000-orphan-recent.snappy.parquet").write_bytes(b"in flight")
+        old_orphan = uri / "part-00000-orphan-old.snappy.parquet"
+        old_orphan.write_bytes(b"failed commit")
+        os.utime(old_orphan, (1e9, 1e9))
+        files_before = sorted(os.listdir(uri))
+        report = await table.expire_snapshots(keep_for=timedelta(0), keep_last=2)
+        assert report.dry_run and report.expired_versions == [0, 1, 2]
+        assert report.oldest_kept == 3
+        assert sorted(os.listdir(uri)) == files_before  # a dry run
+        assert old_orphan.name in report.data_files
+        assert "part-00000-orphan-recent.snappy.parquet" not in report.data_files
+        assert len(report.data_files) == 4  # versions 0, 1, 2's files + the old orphan
+        done = await table.expire_snapshots(keep_for=timedelta(0), keep_last=2, dry_run=False)
+        assert done.data_files == report.data_files and done.log_files == report.log_files
+        assert sorted((await table.read())["a"]) == [3, 10]
+        assert list((await table.read(version=3))["a"]) == [3]
+        with pytest.raises(errors.VersionNotFoundError, match="expired"):
+            await table.read(version=1)
+        assert "00000000000000000003.checkpoint.parquet" in _log(uri)
+        nothing = await table.expire_snapshots(keep_for=timedelta(days=7), dry_run=False)
+        assert nothing.expired_versions == [] and nothing.data_files == []
+    async with aiostore.open_table(str(uri)) as again:  # opens from the kept checkpoint
+        assert again.version == 4
+
+
+async def test_unsupported_protocols_are_refused(tmp_path: Path) -> None:
+    uri = tmp_path / "t"
+    (uri / "_delta_log").mkdir(parents=True)
+    commit = uri / "_delta_log" / "00000000000000000000.json"
+    commit.write_text(json.dumps({"protocol": {"minReaderVersion": 3, "minWriterVersion": 7,
+                                               "readerFeatures": ["deletionVectors"],
+                                               "writerFeatures": ["deletionVectors"]}}) + "\n")
+    with pytest.raises(errors.UnsupportedTableError, match="deletionVectors"):
+        await aiostore.open_table(str(uri))
+    assert _log(uri) == ["00000000000000000000.json"]
+
+
+async def test_overwrite_conflicts_unless_retried(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    async with aiostore.open_table(uri) as first, aiostore.open_table(uri) as second:
+        await first.append(pd.DataFrame({"a": [1]}))
+        await second.refresh()
+        await first.append(pd.DataFrame({"a": [2]}))  # second has not seen this
+        with pytest.raises(errors.CommitConflictError, match="retry=True"):
+            await second.overwrite(pd.DataFrame({"a": [3]}))
+        assert sorted((await first.read())["a"]) == [1, 2]
+        assert await second.overwrite(pd.DataFrame({"a": [3]}), retry=True) == 2
+        assert await second.append(pd.DataFrame({"a": [4]})) == 3
+        assert await first.append(pd.DataFrame({"a": [5]})) == 4  # appends rebase
+        assert sorted((await first.read())["a"]) == [3, 4, 5]
+
+
+async def test_module_level_shorthands(tmp_path: Path) -> None:
+    uri = str(tmp_path / "t")
+    assert await aiostore.write_snapshot(pd.DataFrame({"a": [1]}), uri) == 0
+    assert await aiostore.write_snapshot(pd.DataFrame({"a": [2]}), uri, mode="overwrite") == 1
+    assert list((await aiostore.read_table(uri, version=0))["a"]) == [1]
+    report = await aiostore.expire_snapshots(uri, keep_for=timedelta(0))
+    assert report.dry_run and report.expired_versions == [0]
+    with pytest.raises(errors.InvalidArgumentError):
+        await aiostore.write_snapshot(pd.DataFrame({"a": [1]}), uri, mode="upsert")
