@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import secrets
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from .._io.base import Buffer
 from ..errors import ClosedError, NotFoundError, PreconditionFailedError
 from .base import ObjectInfo, ObjectWriter
 from .retry import Ambiguous, call, translate
+from .s3 import prepare_body
 
 if TYPE_CHECKING:
     from .s3 import S3Storage
@@ -79,10 +81,10 @@ class S3Writer(ObjectWriter):
                 self.buffer += view[:take]
                 view = view[take:]
                 if len(self.buffer) >= part:
-                    await self._submit(bytes(self.buffer))
-                    self.buffer.clear()
+                    full, self.buffer = self.buffer, bytearray()
+                    await self._submit(full)
             while len(view) >= part:  # whole parts straight from the caller's buffer
-                await self._submit(bytes(view[:part]))
+                await self._submit(view[:part])
                 view = view[part:]
             self.buffer += view
         except BaseException:
@@ -101,26 +103,33 @@ class S3Writer(ObjectWriter):
         response = await call(self.options.retry, "create multipart upload", self.url, send)
         self.upload_id = response["UploadId"]
 
-    async def _submit(self, part: bytes) -> None:
-        """Upload ``part`` as the next part, in a task; waits for a free slot first."""
+    async def _submit(self, data: bytes | bytearray | memoryview) -> None:
+        """Upload ``data`` as the next part, in a task; waits for a free slot first. The part
+        is copied and hashed (Content-MD5) in the worker pool, not on the event loop."""
         await self.slots.acquire()
         if self.error is not None:
             self.slots.release()
             raise self.error
+        try:
+            part, md5 = await prepare_body(data)
+        except BaseException:
+            self.slots.release()
+            raise
         number = self.next_part
         self.next_part += 1
-        task = asyncio.ensure_future(self._upload(number, part))
+        task = asyncio.ensure_future(self._upload(number, part, md5))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _upload(self, number: int, part: bytes) -> None:
+    async def _upload(self, number: int, part: io.BytesIO, md5: str) -> None:
         try:
             client = await self.storage._get_client()
 
             async def send() -> dict[str, Any]:
+                part.seek(0)  # (a retry sends the part again)
                 response: dict[str, Any] = await client.upload_part(
                     Bucket=self.storage.bucket, Key=self.full, UploadId=self.upload_id,
-                    PartNumber=number, Body=part)
+                    PartNumber=number, Body=part, ContentMD5=md5)
                 return response
 
             response = await call(self.options.retry, f"upload part {number}", self.url, send)
@@ -145,13 +154,13 @@ class S3Writer(ObjectWriter):
             raise ClosedError(f"the writer of {self.url} is {self.state}")
         try:
             if self.upload_id is None:
-                info = await self.storage._put_single(self.key, self.full,
-                                                      bytes(self.buffer),
+                small, self.buffer = self.buffer, bytearray()
+                info = await self.storage._put_single(self.key, self.full, small,
                                                       self.if_none_match, self.if_match)
             else:
                 if self.buffer or self.next_part == 1:
-                    await self._submit(bytes(self.buffer))
-                    self.buffer.clear()
+                    last, self.buffer = self.buffer, bytearray()
+                    await self._submit(last)
                 while self.tasks:
                     await asyncio.gather(*list(self.tasks))
                 if self.error is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import io
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from datetime import datetime, timezone
@@ -41,6 +42,58 @@ from .retry import Ambiguous, RetryPolicy, call
 __all__ = ["S3Options", "S3Storage"]
 
 _MiB = 1 << 20
+_READ_CHUNK = _MiB
+#: below this, copying and hashing a body on the event loop is cheaper than a thread hop
+_INLINE = 256 << 10
+
+
+def _md5(data: bytes) -> str:
+    import base64
+    import hashlib
+
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
+
+
+class _Body(io.BytesIO):
+    """A request body over immutable bytes. botocore turns ``bytes`` bodies into a
+    ``BytesIO``, and aiohttp calls ``getbuffer()`` on it just to measure it — which makes a
+    ``BytesIO`` sharing its initial bytes copy them all, on the event loop. This one answers
+    with a read-only view instead (aiohttp then streams it in small chunks)."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(data)
+        self._data = data
+
+    def getbuffer(self) -> memoryview:
+        """A read-only view of the body (no copy)."""
+        return memoryview(self._data)
+
+
+async def prepare_body(body: bytes | bytearray | memoryview) -> tuple[io.BytesIO, str]:
+    """(the request body, its base64 Content-MD5), copied and hashed in the worker pool when
+    large (a large ``join`` and ``hashlib`` release the GIL), so nothing big runs on the loop."""
+    from .._io.offload import run_sync
+
+    def work() -> tuple[io.BytesIO, str]:
+        data = body if type(body) is bytes else b"".join([body])
+        return _Body(data), _md5(data)
+
+    if len(body) < _INLINE:
+        return work()
+    result: tuple[io.BytesIO, str] = await run_sync(work)
+    return result
+
+
+async def join(chunks: list[bytes]) -> bytes:
+    """``b"".join(chunks)``, in the worker pool when large (a large join releases the GIL)."""
+    from .._io.offload import run_sync
+
+    if len(chunks) == 1:
+        return chunks[0]
+    if sum(len(c) for c in chunks) < _INLINE:
+        return b"".join(chunks)
+    data: bytes = await run_sync(b"".join, chunks)
+    return data
 TOKEN_KEY = "aiostore-write"  # user metadata: the write token of a conditional put
 
 
@@ -154,7 +207,13 @@ class S3Storage(Storage):
                 opts = self.options
                 session = _session(opts.profile)
                 config = AioConfig(
-                    s3={"addressing_style": opts.addressing_style},
+                    # botocore would SHA-256 (plain-HTTP signing) and CRC32 every body on the
+                    # event loop: bodies carry a Content-MD5 computed in the worker pool
+                    # instead (see body_md5), which the store verifies
+                    s3={"addressing_style": opts.addressing_style,
+                        "payload_signing_enabled": False},
+                    request_checksum_calculation="when_required",
+                    response_checksum_validation="when_required",
                     max_pool_connections=opts.max_pool_connections,
                     connect_timeout=opts.connect_timeout, read_timeout=opts.read_timeout,
                     retries={"total_max_attempts": 1},  # aiostore retries (see .retry)
@@ -192,7 +251,8 @@ class S3Storage(Storage):
         if isinstance(data, (bytes, bytearray, memoryview)):
             view = memoryview(data).cast("B")
             if len(view) <= self.options.multipart_threshold:
-                return await self._put_single(key, full, view, if_none_match, if_match)
+                body = data if type(data) is bytes else view  # (bytes: no copy at all)
+                return await self._put_single(key, full, body, if_none_match, if_match)
             writer = self.open_writer(key, if_none_match=if_none_match, if_match=if_match)
             try:
                 await writer.write(view)
@@ -224,7 +284,7 @@ class S3Storage(Storage):
             extra["IfMatch"] = f'"{_strip(if_match)}"'
         return extra
 
-    async def _put_single(self, key: str, full: str, body: bytes | memoryview,
+    async def _put_single(self, key: str, full: str, body: bytes | bytearray | memoryview,
                           if_none_match: bool, if_match: str | None) -> ObjectInfo:
         client = await self._get_client()
         extra = self._conditions(if_none_match, if_match)
@@ -232,11 +292,13 @@ class S3Storage(Storage):
         if extra:
             extra["Metadata"] = {TOKEN_KEY: token}
         url = self._url(key)
-        payload = body if type(body) is bytes else bytes(body)
+        payload, md5 = await prepare_body(body)
+        size = len(body)
 
         async def send() -> dict[str, Any]:
+            payload.seek(0)  # (a retry sends the body again)
             response: dict[str, Any] = await client.put_object(
-                Bucket=self.bucket, Key=full, Body=payload, **extra)
+                Bucket=self.bucket, Key=full, Body=payload, ContentMD5=md5, **extra)
             return response
 
         attempt = 0
@@ -253,7 +315,7 @@ class S3Storage(Storage):
                 if attempt >= self.options.retry.attempts:
                     raise self._unavailable("put", url, amb.cause) from amb.cause
                 await asyncio.sleep(self.options.retry.delay(attempt))
-        return ObjectInfo(key=key, size=len(payload), etag=_strip(response.get("ETag", "")),
+        return ObjectInfo(key=key, size=size, etag=_strip(response.get("ETag", "")),
                           mtime=datetime.now(timezone.utc))
 
     def _unavailable(self, action: str, url: str, cause: BaseException) -> BaseException:
@@ -328,34 +390,35 @@ class S3Storage(Storage):
             start, stop = window
             if stop is not None and stop == start:
                 return b""
-            data, _, _ = await self._get_range(key, full, start, stop, None)
-            return data
+            chunks, _, _ = await self._get_range(key, full, start, stop, None)
+            return await join(chunks)
         part = self.options.part_size
         for _ in range(self.options.retry.attempts):
             first, total, etag = await self._get_range(key, full, 0, part, None)
-            if total <= len(first):
-                return first
-            out = bytearray(total)
-            out[:len(first)] = first
+            got = sum(len(c) for c in first)
+            if total <= got:
+                return await join(first)
             slots = asyncio.Semaphore(self.options.max_concurrency)
             try:
-                await asyncio.gather(*(self._fetch_into(out, key, full, at, part, etag, slots)
-                                       for at in range(len(first), total, part)))
+                rest = await asyncio.gather(*(self._fetch(key, full, at, min(at + part, total),
+                                                          etag, slots)
+                                              for at in range(got, total, part)))
             except PreconditionFailedError:
                 continue  # replaced while we read it: start again
-            return bytes(out)
+            return await join([c for chunks in (first, *rest) for c in chunks])
         raise PreconditionFailedError(f"{self._url(key)} kept changing while it was read")
 
-    async def _fetch_into(self, out: bytearray, key: str, full: str, at: int, part: int,
-                          etag: str, slots: asyncio.Semaphore) -> None:
+    async def _fetch(self, key: str, full: str, start: int, stop: int, etag: str,
+                     slots: asyncio.Semaphore) -> list[bytes]:
         """One range of a whole-object get, pinned to ``etag`` (412 if it changed)."""
         async with slots:
-            chunk, _, _ = await self._get_range(key, full, at, min(at + part, len(out)), etag)
-        out[at:at + len(chunk)] = chunk
+            chunks, _, _ = await self._get_range(key, full, start, stop, etag)
+        return chunks
 
     async def _get_range(self, key: str, full: str, start: int, stop: int | None,
-                         if_match: str | None) -> tuple[bytes, int, str]:
-        """(data, total object size, etag) of ``[start, stop)``."""
+                         if_match: str | None) -> tuple[list[bytes], int, str]:
+        """(data as chunks, total object size, etag) of ``[start, stop)``. The body is read
+        in chunks of at most 1 MiB (never one large join on the event loop)."""
         client = await self._get_client()
         extra: dict[str, Any] = {}
         if start or stop is not None:
@@ -363,26 +426,32 @@ class S3Storage(Storage):
         if if_match is not None:
             extra["IfMatch"] = f'"{if_match}"'
 
-        async def send() -> tuple[bytes, int, str]:
+        async def send() -> tuple[list[bytes], int, str]:
             try:
                 response = await client.get_object(Bucket=self.bucket, Key=full, **extra)
             except Exception as exc:
                 code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
                 if code == "InvalidRange":  # start at or past the end
-                    return b"", start, ""
+                    return [], start, ""
                 raise
+            chunks: list[bytes] = []
             async with response["Body"] as body:  # read to the end, or closed on error
-                data: bytes = await body.read()
-            total = len(data)
+                while True:
+                    chunk: bytes = await body.read(_READ_CHUNK)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            size_read = sum(len(c) for c in chunks)
+            total = size_read
             content_range = response.get("ContentRange")
             if content_range and "/" in content_range:
                 size = content_range.rsplit("/", 1)[1]
                 if size.isdigit():
                     total = int(size)
             expected = response.get("ContentLength")
-            if expected is not None and int(expected) != len(data):
-                raise ConnectionResetError(f"truncated body: {len(data)} of {expected} bytes")
-            return data, total, _strip(response.get("ETag", ""))
+            if expected is not None and int(expected) != size_read:
+                raise ConnectionResetError(f"truncated body: {size_read} of {expected} bytes")
+            return chunks, total, _strip(response.get("ETag", ""))
 
         return await call(self.options.retry, "get", self._url(key), send)
 
