@@ -74,7 +74,7 @@ def _type_to_delta(t: pa.DataType) -> Any:
         return "binary"
     if pa.types.is_timestamp(t):
         return "timestamp" if t.tz is not None else "timestamp_ntz"
-    if pa.types.is_decimal(t):
+    if pa.types.is_decimal(t) and t.precision <= 38:
         return f"decimal({t.precision},{t.scale})"
     if pa.types.is_list(t):
         return {"type": "array", "elementType": _type_to_delta(t.value_type),
@@ -89,8 +89,8 @@ def _type_to_delta(t: pa.DataType) -> Any:
 
 def _struct_to_delta(fields: list[pa.Field[Any]]) -> dict[str, Any]:
     return {"type": "struct", "fields": [
-        {"name": f.name, "type": _type_to_delta(f.type), "nullable": True, "metadata": {}}
-        for f in fields]}
+        {"name": f.name, "type": _type_to_delta(f.type), "nullable": f.nullable,
+         "metadata": {}} for f in fields]}
 
 
 def arrow_to_delta(schema: pa.Schema) -> str:
@@ -121,8 +121,8 @@ def _type_from_delta(t: Any) -> pa.DataType:
 def delta_to_arrow(schema_string: str) -> pa.Schema:
     """The Arrow schema of a Delta ``schemaString``."""
     doc = json.loads(schema_string)
-    return pa.schema([pa.field(f["name"], _type_from_delta(f["type"]), True)
-                      for f in doc["fields"]])
+    return pa.schema([pa.field(f["name"], _type_from_delta(f["type"]),
+                               bool(f.get("nullable", True))) for f in doc["fields"]])
 
 
 def reconcile(current: pa.Schema | None, incoming: pa.Schema, mode: str | None
@@ -137,8 +137,9 @@ def reconcile(current: pa.Schema | None, incoming: pa.Schema, mode: str | None
     """
     incoming = normalize(incoming)
     names = [f.name for f in incoming]
-    if len(set(names)) != len(names):
-        raise SchemaMismatchError(f"duplicate column names in the data: {names}")
+    if len({n.lower() for n in names}) != len(names):  # Delta column names ignore case
+        raise SchemaMismatchError(f"duplicate column names (ignoring case) in the data: "
+                                  f"{names}")
     incoming = pa.schema([pa.field(f.name, pa.string(), True) if pa.types.is_null(f.type)
                           and (current is None or current.get_field_index(f.name) < 0)
                           else f for f in incoming])
@@ -169,9 +170,13 @@ def reconcile(current: pa.Schema | None, incoming: pa.Schema, mode: str | None
         else:
             problems.append(f"column {field.name!r} is {field.type} in the table but "
                             f"{new_type} in the data")
+    known = {f.name.lower(): f.name for f in current}
     for field in incoming:
         if current.get_field_index(field.name) < 0:
-            if mode == "merge":
+            if field.name.lower() in known:
+                problems.append(f"column {field.name!r} differs only in case from the table's "
+                                f"{known[field.name.lower()]!r}")
+            elif mode == "merge":
                 fields.append(field)
             else:
                 problems.append(f"column {field.name!r} ({field.type}) is not in the table")
@@ -192,13 +197,22 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             columns.append(pa.nulls(table.num_rows, field.type))
             continue
         column = table.column(index)
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        if pa.types.is_timestamp(column.type) and column.type.tz is None:
-            column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-        try:  # (timestamps: nanoseconds are truncated to the microseconds tables store)
-            columns.append(column.cast(field.type, safe=not pa.types.is_timestamp(field.type)))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        try:
+            if pa.types.is_dictionary(column.type):
+                column = column.cast(column.type.value_type)
+            if pa.types.is_timestamp(column.type) and column.type.tz is None:
+                column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
+            # (timestamps: nanoseconds are truncated to the microseconds tables store)
+            column = column.cast(field.type, safe=not pa.types.is_timestamp(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise SchemaMismatchError(f"column {field.name!r} cannot be stored as "
                                       f"{field.type}: {exc}") from exc
+        if not field.nullable and column.null_count:
+            raise SchemaMismatchError(f"column {field.name!r} is NOT NULL in the table but the "
+                                      f"data has {column.null_count} nulls in it")
+        columns.append(column)
+    for field in schema:
+        if not field.nullable and table.schema.get_field_index(field.name) < 0:
+            raise SchemaMismatchError(f"column {field.name!r} is NOT NULL in the table but "
+                                      "missing from the data")
     return pa.Table.from_arrays(columns, schema=schema)

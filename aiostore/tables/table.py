@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any
+from urllib.parse import unquote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .._io.offload import run_sync
 from ..errors import (
@@ -47,6 +49,7 @@ __all__ = ["ExpireReport", "HistoryEntry", "Table", "open_table"]
 
 ENGINE = "aiostore"
 _FETCH_CONCURRENCY = 8
+_STAT_CHARS = 256  # string statistics longer than this are cut (as exact bounds)
 _MAX_ATTEMPTS = 100  # commit attempts before giving up (each one lost a race)
 #: a data file no commit references may belong to a commit in flight: expiry removes such
 #: orphans only once they are older than keep_for and than this
@@ -106,10 +109,14 @@ def to_arrow(data: object) -> pa.Table:
     return pa.Table.from_batches(list(source.batches()), schema=source.schema)
 
 
-def _stat_value(value: Any) -> Any:
+def _stat_value(value: Any, upper: bool) -> Any:
+    """A min (``upper`` False) or max statistic as JSON, or None to leave it out. Bounds must
+    hold: other engines skip files by them, so a max is rounded up, never down."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
+        if upper and value.microsecond % 1000:  # stats have millisecond precision
+            value += timedelta(microseconds=1000 - value.microsecond % 1000)
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + \
             f"{value.microsecond // 1000:03d}Z"
     if isinstance(value, date):
@@ -117,8 +124,11 @@ def _stat_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, str):
-        return value[:32]
-    if isinstance(value, (int, float)):
+        if len(value) <= _STAT_CHARS:
+            return value
+        # a truncated min is still a lower bound; a max needs a character above any other
+        return value[:_STAT_CHARS] + ("\U0010ffff" if upper else "")
+    if isinstance(value, (bool, int, float)):
         return value
     return None
 
@@ -136,13 +146,13 @@ def file_stats(table: pa.Table) -> str:
             continue
         nulled = len(column) - int(pc.count(column, mode="only_valid").as_py())
         nulls[name] = nulled  # (Array.null_count can be -1: "not computed yet")
-        if pa.types.is_boolean(t) or nulled == len(column) or len(column) == 0:
+        if nulled == len(column) or len(column) == 0:
             continue
         try:
             mm: Any = pc.min_max(column).as_py()
         except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
             continue
-        lo, hi = _stat_value(mm["min"]), _stat_value(mm["max"])
+        lo, hi = _stat_value(mm["min"], False), _stat_value(mm["max"], True)
         if lo is not None and hi is not None:
             mins[name], maxs[name] = lo, hi
     return json.dumps({"numRecords": table.num_rows, "minValues": mins, "maxValues": maxs,
@@ -188,7 +198,17 @@ class Table:
         return delta_to_arrow(schema_string) if schema_string else None
 
     async def refresh(self) -> int:
-        """Load the latest version (the checkpoint and the commits after it); return it."""
+        """Load the latest version and return it: the commits after the version in hand
+        (or, the first time, after the newest checkpoint)."""
+        if self._snapshot.version >= 0:
+            snapshot = self._snapshot.copy()
+            while True:
+                actions = await read_commit(self._storage, snapshot.version + 1)
+                if actions is None:
+                    break
+                snapshot.apply(snapshot.version + 1, actions)
+            self._snapshot = snapshot
+            return snapshot.version
         self._snapshot = await load_snapshot(self._storage)
         if self._snapshot.version < 0 and not self._create:
             raise NotFoundError(2, "no Delta table here (and create=False)", self.uri)
@@ -249,6 +269,7 @@ class Table:
             if self._snapshot.partition_columns:
                 raise UnsupportedTableError("aiostore does not write partitioned tables (it "
                                             "reads them)")
+            check_writable(self._snapshot, mode)
             base = self._snapshot
             current = self.schema
             arrow = await run_sync(to_arrow, data)
@@ -260,8 +281,13 @@ class Table:
             add = {"path": name, "partitionValues": {}, "size": info.size,
                    "modificationTime": _now_ms(), "dataChange": True, "stats": stats}
             new_schema = None if current is not None and schema.equals(current) else schema
-            return await self._commit(base, mode, [add], new_schema, conformed.num_rows,
-                                      retry=retry)
+            try:
+                return await self._commit(base, mode, [add], new_schema, conformed.num_rows,
+                                          retry=retry)
+            except (CommitConflictError, SchemaMismatchError):
+                with contextlib.suppress(Exception):  # not committed: no orphan left behind
+                    await self._storage.delete(name)
+                raise
 
     def _commit_actions(self, base: Snapshot, operation: str, adds: list[dict[str, Any]],
                         new_schema: pa.Schema | None, rows: int,
@@ -332,8 +358,8 @@ class Table:
             snapshot.apply(version, actions)
             self._snapshot = snapshot
             if self.checkpoint_interval and version and version % self.checkpoint_interval == 0:
-                # an optimisation: a failed checkpoint does not undo the commit
-                with contextlib.suppress(OSError, PreconditionFailedError):
+                # an optimisation: a failed checkpoint never fails the commit
+                with contextlib.suppress(Exception):
                     await log.write_checkpoint(self._storage, snapshot)
             return version
         raise CommitConflictError(f"{_MAX_ATTEMPTS} commit attempts lost races; giving up")
@@ -348,12 +374,14 @@ class Table:
                 break
             for action in actions:
                 if base.version >= 0 and ("protocol" in action or "metaData" in action):
+                    self._snapshot = await load_snapshot(self._storage)  # caught up
                     raise CommitConflictError(
                         f"version {newer.version + 1} changed the table's "
                         f"{'protocol' if 'protocol' in action else 'schema'} concurrently; "
                         "nothing was committed")
                 if operation != "append" and not retry and ("add" in action or
                                                             "remove" in action):
+                    self._snapshot = await load_snapshot(self._storage)  # caught up
                     raise CommitConflictError(
                         f"version {newer.version + 1} changed the table's data concurrently; "
                         f"the {operation} was not committed (pass retry=True to apply it on "
@@ -421,7 +449,7 @@ class Table:
         up to ``_FETCH_CONCURRENCY`` files fetched ahead."""
         if not snapshot.metadata:
             raise VersionNotFoundError("the table has no version yet")
-        schema = delta_to_arrow(snapshot.metadata["schemaString"])
+        schema = full = delta_to_arrow(snapshot.metadata["schemaString"])
         partitions = snapshot.partition_columns
         if columns is not None:
             missing = [c for c in columns if schema.get_field_index(c) < 0]
@@ -437,7 +465,7 @@ class Table:
 
             async with sem:
                 data = await self._storage.get(unquote(add["path"]))
-            return await run_sync(_decode_file, data, file_columns, schema, filter,
+            return await run_sync(_decode_file, data, file_columns, schema, full, filter,
                                   add.get("partitionValues") or {})
 
         tasks = [asyncio.ensure_future(get(a)) for a in adds[:_FETCH_CONCURRENCY]]
@@ -524,6 +552,7 @@ class Table:
             old = await load_snapshot(self._storage, version)
             await self.refresh()
             current = self._snapshot
+            check_writable(current, "restore")
             for path in old.files:
                 if path not in current.files:
                     try:
@@ -567,12 +596,11 @@ class Table:
             first = min(commits + checkpoints)
             # the oldest kept version: the first committed at or after the cutoff, but never
             # newer than the newest keep_last
-            candidate = first
-            for v in commits:
-                if await self._commit_time(v) >= cutoff:
-                    candidate = v
+            candidate = first  # the version that was current at the cutoff: as_of works on
+            for v in commits:  # every moment of the keep_for window
+                if await self._commit_time(v) > cutoff:
                     break
-                candidate = v + 1
+                candidate = v
             keep_from = max(first, min(candidate, oldest))
             expired = [v for v in commits if v < keep_from]
             log_files = [commit_key(v) for v in expired] + \
@@ -582,7 +610,7 @@ class Table:
             for v in range(keep_from + 1, latest + 1):
                 for action in await read_commit(self._storage, v) or []:
                     if "add" in action:
-                        referenced.add(action["add"]["path"])
+                        referenced.add(unquote(action["add"]["path"]))
             data_files: list[str] = []
             freed = 0
             async for info in self._storage.list():
@@ -606,24 +634,44 @@ class Table:
             return report
 
 
-def _decode_file(data: bytes, columns: list[str], schema: pa.Schema, filter: Any,
-                 partition_values: Mapping[str, Any]) -> pa.Table:
+def check_writable(snapshot: Snapshot, operation: str) -> None:
+    """Writer-version-2 rules aiostore honours: ``delta.appendOnly`` tables take appends only;
+    tables with column invariants are refused (aiostore does not evaluate them)."""
+    config = snapshot.metadata.get("configuration") or {}
+    if operation != "append" and str(config.get("delta.appendOnly", "")).lower() == "true":
+        raise UnsupportedTableError(f"the table is append-only (delta.appendOnly): {operation} "
+                                    "is not allowed")
+    if "delta.invariants" in (snapshot.metadata.get("schemaString") or ""):
+        raise UnsupportedTableError("the table has column invariants (delta.invariants), "
+                                    "which aiostore does not check: it does not write to it")
+
+
+def _decode_file(data: bytes, columns: list[str], schema: pa.Schema, full: pa.Schema,
+                 filter: Any, partition_values: Mapping[str, Any]) -> pa.Table:
     """One data file as a table in ``schema`` (blocking): missing columns null (files of
-    older schemas), partition columns from the log, types cast to the table's."""
+    older schemas), partition columns from the log, types cast to the table's. A filter is
+    applied after that, on the table's full schema, so it may name any column — also one
+    that older files lack."""
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(io.BytesIO(data))
-    present = [c for c in columns if c in file.schema_arrow.names]
-    if filter is None:
-        table = file.read(columns=present)
-    else:
-        table = pq.read_table(io.BytesIO(data), columns=present, filters=filter)
+    target = schema if filter is None else full
+    names = file.schema_arrow.names
+    table = file.read(columns=[f.name for f in target if f.name in names])
     for name, value in partition_values.items():
-        if schema.get_field_index(name) >= 0 and name not in table.column_names:
-            field = schema.field(name)
+        if target.get_field_index(name) >= 0 and name not in table.column_names:
+            field = target.field(name)
             array = pa.array([value] * table.num_rows, pa.string())
             table = table.append_column(name, array.cast(field.type))
-    return conform(table, schema)
+    table = conform(table, target)
+    if filter is not None:
+        expression = filter if isinstance(filter, pc.Expression) else \
+            pq.filters_to_expression(filter)
+        try:
+            table = table.filter(expression).select(schema.names)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+            raise InvalidArgumentError(f"the filter does not apply to the table: {exc}") from exc
+    return table
 
 
 class _Opener:

@@ -205,3 +205,87 @@ async def test_module_level_shorthands(tmp_path: Path) -> None:
     assert report.dry_run and report.expired_versions == [0]
     with pytest.raises(errors.InvalidArgumentError):
         await aiostore.write_snapshot(pd.DataFrame({"a": [1]}), uri, mode="upsert")
+
+
+async def test_statistics_bounds_hold_for_other_engines(tmp_path: Path) -> None:
+    import deltalake
+
+    uri = str(tmp_path / "t")
+    long_value = "z" * 40
+    stamp = pd.Timestamp("2026-01-01 00:00:00.000999", tz="UTC")
+    await aiostore.write_snapshot(pd.DataFrame({"s": ["a", long_value], "at": [stamp, stamp]}),
+                                  uri)
+    table = deltalake.DeltaTable(uri)
+    assert table.to_pyarrow_table(filters=[("s", "=", long_value)]).num_rows == 1
+    assert table.to_pyarrow_table(filters=[("at", "=", stamp.to_pydatetime())]).num_rows == 2
+
+
+async def test_filters_on_columns_older_files_lack(tmp_path: Path) -> None:
+    async with aiostore.open_table(str(tmp_path / "t")) as table:
+        await table.append(pd.DataFrame({"a": [1, 2]}))
+        await table.append(pd.DataFrame({"a": [3], "b": ["x"]}), schema_mode="merge")
+        got = await table.read(filter=[("b", "=", "x")], columns=["a"], output="arrow")
+        assert got.to_pylist() == [{"a": 3}]
+        with pytest.raises(errors.InvalidArgumentError):
+            await table.read(filter=[("nope", "=", 1)])
+
+
+async def test_case_insensitive_names_and_not_null_columns(tmp_path: Path) -> None:
+    import deltalake
+
+    uri = str(tmp_path / "t")
+    fields: list[pa.Field[Any]] = [pa.field("id", pa.int64(), nullable=False),
+                                   pa.field("v", pa.string())]
+    schema = pa.schema(fields)
+    deltalake.write_deltalake(uri, pa.table({"id": [1], "v": ["x"]}, schema=schema))
+    async with aiostore.open_table(uri) as table:
+        with pytest.raises(errors.SchemaMismatchError, match="NOT NULL"):
+            await table.append(pa.table({"id": pa.array([None], pa.int64()), "v": ["y"]}))
+        with pytest.raises(errors.SchemaMismatchError, match="case"):
+            await table.append(pa.table({"id": [2], "v": ["y"], "V": ["z"]}),
+                               schema_mode="merge")
+        assert await table.append(pa.table({"id": [2], "v": ["y"]})) == 1
+        assert table.schema is not None and not table.schema.field("id").nullable
+    assert deltalake.DeltaTable(uri).to_pyarrow_table().num_rows == 2
+
+
+async def test_append_only_tables_refuse_overwrites(tmp_path: Path) -> None:
+    import deltalake
+
+    uri = str(tmp_path / "t")
+    deltalake.write_deltalake(uri, pa.table({"a": [1]}),
+                              configuration={"delta.appendOnly": "true"})
+    async with aiostore.open_table(uri) as table:
+        await table.append(pa.table({"a": [2]}))
+        with pytest.raises(errors.UnsupportedTableError, match="append-only"):
+            await table.overwrite(pa.table({"a": [3]}))
+        with pytest.raises(errors.UnsupportedTableError, match="append-only"):
+            await table.restore(0)
+
+
+async def test_a_conflict_leaves_no_orphan_and_catches_up(tmp_path: Path) -> None:
+    root = tmp_path / "t"
+    async with aiostore.open_table(str(root)) as first, \
+            aiostore.open_table(str(root)) as second:
+        await first.append(pd.DataFrame({"a": [1]}))
+        await second.refresh()
+        await first.append(pd.DataFrame({"a": [2]}))
+        files = sorted(p for p in os.listdir(root) if p.endswith(".parquet"))
+        with pytest.raises(errors.CommitConflictError):
+            await second.overwrite(pd.DataFrame({"a": [3]}))
+        assert sorted(p for p in os.listdir(root) if p.endswith(".parquet")) == files
+        assert second.version == 1  # caught up: a plain retry now works
+        assert await second.overwrite(pd.DataFrame({"a": [3]})) == 2
+
+
+async def test_expiry_keeps_the_version_current_at_the_cutoff(tmp_path: Path) -> None:
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri)) as table:
+        await table.append(pd.DataFrame({"a": [1]}))
+        await table.append(pd.DataFrame({"a": [2]}))
+        cutoff = datetime.now(timezone.utc)
+        await table.overwrite(pd.DataFrame({"a": [3]}))
+        keep_for = datetime.now(timezone.utc) - cutoff
+        report = await table.expire_snapshots(keep_for=keep_for, dry_run=False)
+        assert report.oldest_kept == 1 and report.expired_versions == [0]
+        assert sorted((await table.read(as_of=cutoff))["a"]) == [1, 2]
