@@ -250,10 +250,14 @@ def decode_checkpoint(data: bytes, version: int) -> Snapshot:
     return snapshot
 
 
-async def write_checkpoint(storage: Storage, snapshot: Snapshot) -> None:
-    """Write the checkpoint of ``snapshot`` and point ``_last_checkpoint`` at it."""
+async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
+                           point_last: bool = True) -> None:
+    """Write the checkpoint of ``snapshot`` and (``point_last``) point ``_last_checkpoint``
+    at it."""
     data = await run_sync(encode_checkpoint, snapshot)
     await storage.put(checkpoint_key(snapshot.version), data)
+    if not point_last:
+        return
     size = 2 + len(snapshot.txns) + len(snapshot.files) + len(snapshot.removed)
     last = {"version": snapshot.version, "size": size, "sizeInBytes": len(data),
             "numOfAddFiles": len(snapshot.files)}

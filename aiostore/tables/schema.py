@@ -198,8 +198,11 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
             continue
         column = table.column(index)
         try:
-            if pa.types.is_dictionary(column.type):
-                column = column.cast(column.type.value_type)
+            if pa.types.is_dictionary(column.type):  # (polars Categorical/Enum)
+                value_type = normalize_type(column.type.value_type)
+                column = pa.chunked_array(
+                    [pa.DictionaryArray.from_arrays(c.indices, c.dictionary.cast(value_type))
+                     .dictionary_decode() for c in column.chunks], value_type)
             if pa.types.is_timestamp(column.type) and column.type.tz is None:
                 column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
             # (timestamps: nanoseconds are truncated to the microseconds tables store)

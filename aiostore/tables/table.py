@@ -627,8 +627,9 @@ class Table:
                                   freed)
             if dry_run or (not log_files and not data_files):
                 return report
-            if keep_from not in checkpoints and expired:
-                await log.write_checkpoint(self._storage, kept)
+            if keep_from not in checkpoints and expired:  # (newer checkpoints stay "last")
+                await log.write_checkpoint(self._storage, kept, point_last=not any(
+                    c > keep_from for c in checkpoints))
             for key in sorted(data_files) + log_files:
                 await self._storage.delete(key)
             return report
