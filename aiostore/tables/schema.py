@@ -200,9 +200,11 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         try:
             if pa.types.is_dictionary(column.type):  # (polars Categorical/Enum)
                 value_type = normalize_type(column.type.value_type)
-                column = pa.chunked_array(
-                    [pa.DictionaryArray.from_arrays(c.indices, c.dictionary.cast(value_type))
-                     .dictionary_decode() for c in column.chunks], value_type)
+                chunks: list[Any] = list(column.chunks)
+                decoded: list[Any] = [
+                    pa.DictionaryArray.from_arrays(c.indices, c.dictionary.cast(value_type))
+                    .dictionary_decode() for c in chunks]
+                column = pa.chunked_array(decoded, type=value_type)  # type: ignore[call-overload]
             if pa.types.is_timestamp(column.type) and column.type.tz is None:
                 column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
             # (timestamps: nanoseconds are truncated to the microseconds tables store)
