@@ -1,13 +1,13 @@
 # Two commands on a fresh machine with only Python 3 and make:
 #   make run    create .venv, install aiostore, run examples/quickstart.py on a local directory
 #   make test   create .venv, install the test extras, run every test and the lint/type checks
-#   make bench  every benchmark, one after the other (writers, segmentdb, s3), each in .venv-bench
+#   make bench  every benchmark, one after the other (writers, segmentdb, s3, tables), in .venv-bench
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench bench-writers bench-segmentdb bench-s3 clean
+.PHONY: run test lint typecheck pytest bench bench-writers bench-segmentdb bench-s3 bench-tables clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: bench-writers bench-segmentdb bench-s3
+bench: bench-writers bench-segmentdb bench-s3 bench-tables
 
 bench-writers:
 	$(PYTHON) benchmarks/bench_writers.py
@@ -41,10 +41,14 @@ bench-segmentdb:
 bench-s3:
 	$(PYTHON) benchmarks/bench_s3.py
 
+bench-tables:
+	$(PYTHON) benchmarks/bench_tables.py
+
 # one benchmark at a time, even under `make -j bench`: they measure the same disk and CPUs
 ifneq ($(filter bench,$(MAKECMDGOALS)),)
 bench-segmentdb: bench-writers
 bench-s3: bench-segmentdb
+bench-tables: bench-s3
 endif
 
 clean:
