@@ -17,6 +17,7 @@ from typing import Any
 from .table import ExpireReport as ExpireReport
 from .table import HistoryEntry as HistoryEntry
 from .table import Table as Table
+from .table import _Opener
 from .table import open_table as open_table
 
 __all__ = ["ExpireReport", "HistoryEntry", "Table", "expire_snapshots", "open_table",
@@ -44,7 +45,8 @@ async def read_table(table_path: str, version: int | None = None, output_as: str
                      storage_options: Mapping[str, Any] | None = None) -> Any:
     """The rows of the table at ``table_path`` (atio's name), at ``version`` or the latest;
     ``output_as`` is "pandas", "arrow" or "polars". See :meth:`Table.read`."""
-    async with open_table(table_path, create=False, storage_options=storage_options) as table:
+    opener = _Opener(table_path, False, storage_options, 10, load=version is None)
+    async with opener as table:  # (a given version: the latest need not be loaded first)
         return await table.read(version=version, columns=columns, output=output_as)
 
 

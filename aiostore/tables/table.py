@@ -105,6 +105,18 @@ def to_arrow(data: object) -> pa.Table:
         raise SerializationError(f"cannot write a {type(data).__name__} to a table: pass a "
                                  "pandas/polars DataFrame, a pyarrow Table or RecordBatchReader,"
                                  " or a list of dicts")
+    if frames._pandas_frame(data):  # one conversion (FrameSource converts twice: schema, rows)
+        import pandas as pd
+
+        df: Any = data
+        if not (isinstance(df.index, pd.RangeIndex) and df.index.start == 0
+                and df.index.step == 1 and df.index.name is None):
+            df = df.reset_index()
+        try:
+            return pa.Table.from_pandas(df, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError,
+                ValueError) as exc:
+            raise SerializationError(f"cannot convert the DataFrame to Arrow: {exc}") from exc
     source = frames.FrameSource(data, flatten_index=True)
     return pa.Table.from_batches(list(source.batches()), schema=source.schema)
 
@@ -680,11 +692,12 @@ class _Opener:
     async context manager (``async with open_table(...) as table:``, closed on exit)."""
 
     def __init__(self, uri: str, create: bool, storage_options: Mapping[str, Any] | None,
-                 checkpoint_interval: int) -> None:
+                 checkpoint_interval: int, load: bool = True) -> None:
         if isinstance(checkpoint_interval, bool) or not isinstance(checkpoint_interval, int) \
                 or checkpoint_interval < 0:
             raise InvalidArgumentError("checkpoint_interval must be an int >= 0 (0: never)")
         self._args = (uri, create, dict(storage_options or {}), checkpoint_interval)
+        self._load = load  # False: the caller reads a given version (no need for the latest)
         self._table: Table | None = None
 
     async def _open(self) -> Table:
@@ -693,7 +706,8 @@ class _Opener:
         table = Table(storage, str(uri), create=create, checkpoint_interval=interval)
         try:
             await storage.__aenter__()
-            await table.refresh()
+            if self._load:
+                await table.refresh()
         except BaseException:
             await storage.aclose()
             raise
