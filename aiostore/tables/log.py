@@ -231,23 +231,40 @@ def _unmap(name: str, value: Any) -> Any:
 
 def decode_checkpoint(data: bytes, version: int) -> Snapshot:
     """The snapshot stored in a checkpoint file (blocking)."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(io.BytesIO(data))
     snapshot = Snapshot()
-    wanted = [c for c in ("protocol", "metaData", "txn", "add", "remove")
-              if c in table.column_names]
-    for row in table.select(wanted).to_pylist():
-        for kind in wanted:
-            action = row.get(kind)
-            if action is None:
-                continue
-            action = {k: _unmap(k, v) for k, v in action.items() if v is not None}
+    # column by column, only the rows that hold that action: converting whole rows to
+    # Python (most of their fields null) costs several times more, with the GIL held
+    for kind in ("protocol", "metaData", "txn", "remove", "add"):
+        if kind not in table.column_names:
+            continue
+        column = table.column(kind)
+        rows = column.filter(pc.is_valid(column))
+        if kind == "add":
+            wanted = [f.name for f in column.type if f.name in _ADD_FIELDS]
+            values = {name: pc.struct_field(rows, name).to_pylist() for name in wanted}
+            for i in range(len(rows)):
+                add = {name: _unmap(name, values[name][i]) for name in wanted
+                       if values[name][i] is not None}
+                path = unquote(add["path"])
+                snapshot.files[path] = add
+                snapshot.removed.pop(path, None)
+            continue
+        for row in rows.to_pylist():
+            action: dict[str, Any] = {k: _unmap(k, v) for k, v in (row or {}).items()
+                                      if v is not None}
             if kind == "metaData" and isinstance(action.get("format"), dict):
                 action["format"] = {k: _unmap(k, v) for k, v in action["format"].items()}
             snapshot.apply(version, [{kind: action}])
     snapshot.version = version
     return snapshot
+
+
+_ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "dataChange", "stats",
+               "tags")
 
 
 async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
