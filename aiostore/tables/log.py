@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +34,9 @@ LOG = "_delta_log"
 LAST_CHECKPOINT = f"{LOG}/_last_checkpoint"
 READER_VERSION = 1
 WRITER_VERSION = 2
+#: tombstones (``remove`` actions) older than this are left out of checkpoints, as with
+#: Delta's default ``delta.deletedFileRetentionDuration`` of one week
+TOMBSTONE_RETENTION_MS = 7 * 24 * 3600 * 1000
 
 
 def commit_key(version: int) -> str:
@@ -208,7 +212,10 @@ def encode_checkpoint(snapshot: Snapshot) -> bytes:
             "path": add["path"], "partitionValues": _map(add.get("partitionValues") or {}),
             "size": add.get("size"), "modificationTime": add.get("modificationTime"),
             "dataChange": False, "stats": add.get("stats"), "tags": _map(add.get("tags"))}})
+    expired = int(time.time() * 1000) - TOMBSTONE_RETENTION_MS
     for remove in snapshot.removed.values():
+        if (remove.get("deletionTimestamp") or 0) < expired:
+            continue  # (as Delta's checkpoints do: tombstones past the retention expire)
         rows.append({"remove": {
             "path": remove["path"], "deletionTimestamp": remove.get("deletionTimestamp"),
             "dataChange": False, "extendedFileMetadata": remove.get("extendedFileMetadata"),

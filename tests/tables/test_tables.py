@@ -289,3 +289,23 @@ async def test_expiry_keeps_the_version_current_at_the_cutoff(tmp_path: Path) ->
         report = await table.expire_snapshots(keep_for=keep_for, dry_run=False)
         assert report.oldest_kept == 1 and report.expired_versions == [0]
         assert sorted((await table.read(as_of=cutoff))["a"]) == [1, 2]
+
+
+async def test_checkpoints_drop_tombstones_past_the_retention() -> None:
+    import time
+
+    from aiostore.tables.log import Snapshot, decode_checkpoint, encode_checkpoint
+
+    now = int(time.time() * 1000)
+    snapshot = Snapshot(version=3, protocol={"minReaderVersion": 1, "minWriterVersion": 2},
+                        metadata={"id": "x", "schemaString": '{"type":"struct","fields":[]}',
+                                  "format": {"provider": "parquet", "options": {}},
+                                  "partitionColumns": [], "configuration": {}})
+    snapshot.files["live.parquet"] = {"path": "live.parquet", "partitionValues": {},
+                                      "size": 1, "modificationTime": now, "dataChange": True}
+    for name, age_days in (("recent.parquet", 1), ("old.parquet", 8)):
+        snapshot.removed[name] = {"path": name, "dataChange": True, "size": 1,
+                                  "deletionTimestamp": now - age_days * 86_400_000}
+    back = decode_checkpoint(encode_checkpoint(snapshot), 3)
+    assert list(back.files) == ["live.parquet"]
+    assert list(back.removed) == ["recent.parquet"]
