@@ -207,8 +207,9 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
                 column = pa.chunked_array(decoded, type=value_type)  # type: ignore[call-overload]
             if pa.types.is_timestamp(column.type) and column.type.tz is None:
                 column = column.cast(pa.timestamp(column.type.unit, tz="UTC"))
-            # (timestamps: nanoseconds are truncated to the microseconds tables store)
-            column = column.cast(field.type, safe=not pa.types.is_timestamp(field.type))
+            if not column.type.equals(field.type):
+                # (timestamps: nanoseconds are truncated to the microseconds tables store)
+                column = column.cast(field.type, safe=not pa.types.is_timestamp(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise SchemaMismatchError(f"column {field.name!r} cannot be stored as "
                                       f"{field.type}: {exc}") from exc
