@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import importlib.metadata
 import os
@@ -584,3 +585,37 @@ def write_section(section: str, doc: Path = DOCS) -> None:
     replace_section(doc, section)
     print(f"wrote {doc.relative_to(ROOT)}")
 
+
+def report(section: str, command: str, contenders: Mapping[str, Contender], rows: Iterable[Row],
+           targets: Sequence[str], machine_line: str, *, started: dt.datetime, elapsed: float,
+           tree: tuple[str, str], load: str, write_docs: bool, notes: Callable[[], str],
+           digits: int = 3, all_contenders: Iterable[Contender] | None = None) -> None:
+    """Print a script's results and (``write_docs``) replace its section of docs/benchmarks.md.
+
+    ``tree`` is :func:`aiostore_tree` taken when the run started (before aiostore was
+    imported), ``load`` the 1-minute load average then and at the end. ``contenders`` are the
+    ones in the table; ``all_contenders`` (default: the same) are listed with their runs.
+    ``notes`` is called only when the section is written.
+    """
+    measured, identity = tree
+    now = aiostore_tree()
+    if now[1] != identity:
+        measured += f"; aiostore/ changed during the run (now: {now[0]})"
+    rows = list(rows)
+    print_results(comparison_table(contenders, rows, markdown=False), targets,
+                  [machine_line, f"load average {load}", f"aiostore: {measured}",
+                   f"total {elapsed:.0f} s"])
+    if not write_docs:
+        return
+    write_section(docs_section(
+        section,
+        command,
+        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
+               f"{elapsed:.0f} s in all.",
+               f"Machine: {machine_line}; load average {load}."],
+        table_lines=comparison_table(contenders, rows, markdown=True),
+        targets=targets,
+        notes=notes(),
+        contenders=contender_lines(all_contenders if all_contenders is not None
+                                   else contenders.values(), digits=digits),
+    ))

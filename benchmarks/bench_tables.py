@@ -1057,36 +1057,19 @@ def machine(plan: Plan) -> str:
 
 def report(plan: Plan, runs: int, started: dt.datetime, elapsed: float, write_docs: bool,
            tree: tuple[str, str], load: str) -> None:
-    """Print the table and targets; write the Markdown section into docs/benchmarks.md.
-
-    ``tree`` is :func:`_harness.aiostore_tree` taken when the run started (before aiostore was
-    imported), ``load`` the 1-minute load average then and at the end.
-    """
-    measured, identity = tree
-    now = _harness.aiostore_tree()
-    if now[1] != identity:
-        measured += f"; aiostore/ changed during the run (now: {now[0]})"
-    _harness.print_results(_harness.comparison_table(plan.shown, plan.rows, markdown=False),
-                           target_lines(plan),
-                           [machine(plan), f"load average {load}", f"aiostore: {measured}",
-                            f"total {elapsed:.0f} s"])
-    if not write_docs:
-        return
+    """Print the table and targets; write the Markdown section into docs/benchmarks.md."""
     c = plan.contenders
-    dl_ms = 1e3 / c["d_stream"].value if "d_stream" in c and c["d_stream"].runs else 40.0
-    _harness.write_section(_harness.docs_section(
-        SECTION,
-        COMMAND,
-        about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
-               f"{elapsed:.0f} s in all.",
-               f"Machine: {machine(plan)}; load average {load}."],
-        table_lines=_harness.comparison_table(plan.shown, plan.rows, markdown=True),
-        targets=target_lines(plan),
-        notes=NOTES.format(runs=runs, dl_ms=dl_ms, bulk=BULK, rows=ROWS, reads=READS,
-                           reads_v0=READS_V0, stream=STREAM, commits=COMMITS,
-                           small=SMALL_COMMITS, opens=OPENS),
-        contenders=_harness.contender_lines(plan.contenders.values(), digits=4),
-    ))
+
+    def notes() -> str:
+        dl_ms = 1e3 / c["d_stream"].value if "d_stream" in c and c["d_stream"].runs else 40.0
+        return NOTES.format(runs=runs, dl_ms=dl_ms, bulk=BULK, rows=ROWS, reads=READS,
+                            reads_v0=READS_V0, stream=STREAM, commits=COMMITS,
+                            small=SMALL_COMMITS, opens=OPENS)
+
+    _harness.report(SECTION, COMMAND, plan.shown, plan.rows, target_lines(plan), machine(plan),
+                    started=started, elapsed=elapsed, tree=tree, load=load,
+                    write_docs=write_docs, notes=notes, digits=4,
+                    all_contenders=c.values())
 
 
 # --------------------------------------------------------------------------------------------
