@@ -462,13 +462,11 @@ class Table:
         if not snapshot.metadata:
             raise VersionNotFoundError("the table has no version yet")
         schema = full = delta_to_arrow(snapshot.metadata["schemaString"])
-        partitions = snapshot.partition_columns
         if columns is not None:
             missing = [c for c in columns if schema.get_field_index(c) < 0]
             if missing:
                 raise InvalidArgumentError(f"no such columns: {missing}")
             schema = pa.schema([schema.field(c) for c in columns])
-        file_columns = [f.name for f in schema if f.name not in partitions]
         adds = list(snapshot.files.values())
         sem = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
@@ -477,7 +475,7 @@ class Table:
 
             async with sem:
                 data = await self._storage.get(unquote(add["path"]))
-            return await run_sync(_decode_file, data, file_columns, schema, full, filter,
+            return await run_sync(_decode_file, data, schema, full, filter,
                                   add.get("partitionValues") or {})
 
         tasks = [asyncio.ensure_future(get(a)) for a in adds[:_FETCH_CONCURRENCY]]
@@ -659,7 +657,7 @@ def check_writable(snapshot: Snapshot, operation: str) -> None:
                                     "which aiostore does not check: it does not write to it")
 
 
-def _decode_file(data: bytes, columns: list[str], schema: pa.Schema, full: pa.Schema,
+def _decode_file(data: bytes, schema: pa.Schema, full: pa.Schema,
                  filter: Any, partition_values: Mapping[str, Any]) -> pa.Table:
     """One data file as a table in ``schema`` (blocking): missing columns null (files of
     older schemas), partition columns from the log, types cast to the table's. A filter is
