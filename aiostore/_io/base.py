@@ -41,12 +41,14 @@ class FileSystem(ABC):
 
     @abstractmethod
     def pread(self, fd: int, size: int, offset: int) -> bytes:
-        """Read up to ``size`` bytes at ``offset``."""
+        """Read ``size`` bytes at ``offset``; fewer only at the end of the file."""
 
     @abstractmethod
     def pread_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
-        """Read like :meth:`pread` only if it needs no disk I/O (page-cache hit, Linux
-        ``RWF_NOWAIT``); None otherwise. The one call allowed on the event loop's thread."""
+        """Read exactly ``size`` bytes like :meth:`pread` only if that needs no disk I/O
+        (page-cache hit, Linux ``RWF_NOWAIT``); None otherwise — including when only part of
+        the range could be read (part cached, or the end of the file): never a short result.
+        The one call allowed on the event loop's thread."""
 
     @abstractmethod
     def fsync(self, fd: int) -> None:

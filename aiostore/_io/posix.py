@@ -81,7 +81,19 @@ class PosixFileSystem(FileSystem):
                 pending[0] = pending[0][n:]
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
-        return os.pread(fd, size, offset)
+        data = os.pread(fd, size, offset)
+        if len(data) == size or not data:
+            return data
+        # a short read is the end of the file, or an interrupted read: ask for the rest
+        parts = [data]
+        got = len(data)
+        while got < size:
+            more = os.pread(fd, size - got, offset + got)
+            if not more:
+                break
+            parts.append(more)
+            got += len(more)
+        return b"".join(parts)
 
     def pread_nowait(self, fd: int, size: int, offset: int) -> bytes | None:
         if not _NOWAIT:
@@ -95,7 +107,11 @@ class PosixFileSystem(FileSystem):
             if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL):
                 return None
             raise
-        return bytes(buf) if n == size else bytes(buf[:n])
+        # RWF_NOWAIT stops at the first page that is not cached: a short count is not the end
+        # of the file, and trusting it made reads of intact items fail as "past the end of
+        # the segment" (issue 11). Only a complete read is an answer; anything else goes to
+        # the worker pool, whose blocking pread tells a real end of file.
+        return bytes(buf) if n == size else None
 
     def fsync(self, fd: int) -> None:
         os.fsync(fd)
