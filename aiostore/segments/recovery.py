@@ -33,20 +33,21 @@ from dataclasses import dataclass, field
 from .._io.base import FileSystem
 from .._io.groupsync import sync_dir
 from .._io.ops import ensure_dirs, step
-from ..errors import CorruptionError, DatabaseLockedError, NotFoundError
+from ..errors import DatabaseLockedError, NotFoundError
 from . import trim
 from .format import (
     FLAG_FLUSH,
     FLAG_TX_COMMIT,
     FLAG_TX_ITEM,
-    FORMAT_VERSION,
     RECORD_HEADER_SIZE,
     SEGMENT_HEADER_SIZE,
     BadRecord,
     SegmentHeader,
     check_record,
     find_next_record,
+    interrupted_header,
 )
+from .identity import check_header, read_header
 
 
 @dataclass
@@ -153,39 +154,41 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
                  read_only: bool, lock_fd: int | None) -> OpenState:
     trims = trim.load(fs, path, prefix)
     segments = list_segments(fs, path, prefix)
+    db_id = uuid.UUID(trims.db_id) if trims.db_id is not None else None
     if trims.last is not None and not read_only:  # finish the last trim if a crash cut it
         op = trims.last
+        full = os.path.join(path, segment_name(prefix, padding, op.index))
+        if op.index in segments:  # still ours? (a trim never touches a file it cannot prove)
+            check_header(_read_head(fs, full)[0], full, op.index, db_id)
         if op.kind == "drop" or op.index in segments:
-            trim.apply(fs, path, os.path.join(path, segment_name(prefix, padding, op.index)), op)
+            trim.apply(fs, path, full, op)
     for index in trims.dropped:
         segments.pop(index, None)
     dropped: list[str] = []
-    # a segment whose creation never became durable (crash before its header was synced) holds
-    # no acknowledged item: remove it
+    # A crash while a segment was being created (before its header was fsynced) leaves a file
+    # holding a prefix of its header, or zeros: it holds no acknowledged item and is removed.
+    # Only the newest segment can be in that state, and only a file that is exactly that is
+    # removed: anything else named like a segment is not ours to delete (CorruptionError).
+    removed = False
     while segments:
         last = max(segments)
         full = os.path.join(path, segments[last])
-        with step("read segment", full):
-            head = _read_head(fs, full)
-        header = SegmentHeader.parse(head)
-        if header is not None:
-            if header.version != FORMAT_VERSION:
-                raise CorruptionError(f"{full} has format version {header.version}; this "
-                                      f"aiostore reads version {FORMAT_VERSION}")
+        head, size = _read_head(fs, full)
+        if SegmentHeader.parse(head) is not None:
+            check_header(head, full, last, db_id)
             break
-        being_created = len(head) < SEGMENT_HEADER_SIZE or not head.strip(b"\0")
-        if being_created and read_only:  # the writer is creating it right now: not there yet
+        if removed or size > SEGMENT_HEADER_SIZE or not interrupted_header(head, last):
+            check_header(head, full, last, db_id)  # raises, naming the file
+        if read_only:  # the writer is creating it right now: not there yet
             del segments[last]
             continue
-        if being_created:
-            with step("remove incomplete segment", full):
-                fs.unlink(full)
-                sync_dir(fs, path)
-            dropped.append(f"removed {segments[last]}: created but never written ({len(head)} "
-                           "bytes)")
-            del segments[last]
-            continue
-        raise CorruptionError(f"{full} is not an aiostore segment (bad header)")
+        with step("remove incomplete segment", full):
+            fs.unlink(full)
+            sync_dir(fs, path)
+        dropped.append(f"removed {segments[last]}: created but never written ({size} bytes: "
+                       "an interrupted segment creation)")
+        del segments[last]
+        removed = True
     known = trims.db_id is not None  # every segment was dropped, but the database exists
     if not segments and (read_only or not (create or known)):
         if known:  # a reader of a database whose segments were all dropped: empty
@@ -210,10 +213,7 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
     try:
         with step("read segment", full):
             data = fs.read_file(full)
-        last_header = SegmentHeader.parse(data)
-        assert last_header is not None
-        if last_header.index != last:
-            raise CorruptionError(f"{full} says it is segment {last_header.index}, not {last}")
+        last_header = check_header(data, full, last, db_id)
         end, damage, torn = scan_tail(data, last, trims.starts.get(last, SEGMENT_HEADER_SIZE))
         if last < trims.sealed_below:  # read-only, sealed by a trim: nothing in flight there
             end, torn = len(data), None
@@ -232,12 +232,14 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
                      None if read_only else fd, dropped, damage, trims)
 
 
-def _read_head(fs: FileSystem, full: str) -> bytes:
-    fd = fs.open(full, os.O_RDONLY)
-    try:
-        return fs.pread(fd, SEGMENT_HEADER_SIZE, 0)
-    finally:
-        fs.close(fd)
+def _read_head(fs: FileSystem, full: str) -> tuple[bytes, int]:
+    """The first bytes of a segment file (a header's worth) and the file's size."""
+    with step("read segment", full):
+        fd = fs.open(full, os.O_RDONLY)
+        try:
+            return read_header(fs, fd, full), fs.fstat(fd).st_size
+        finally:
+            fs.close(fd)
 
 
 def _check_db_ids(fs: FileSystem, path: str, segments: dict[int, str], db_id: uuid.UUID,
@@ -248,10 +250,7 @@ def _check_db_ids(fs: FileSystem, path: str, segments: dict[int, str], db_id: uu
     if first == last:
         return
     full = os.path.join(path, segments[first])
-    with step("read segment", full):
-        first_header = SegmentHeader.parse(_read_head(fs, full))
-    if first_header is None or first_header.db_id != db_id:
-        raise CorruptionError(f"{full} belongs to another database (or has a bad header)")
+    check_header(_read_head(fs, full)[0], full, first, db_id)
 
 
 def scan_tail(data: bytes, index: int, start: int = SEGMENT_HEADER_SIZE
