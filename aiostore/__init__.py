@@ -22,6 +22,7 @@ from .segments import DBStats as DBStats
 from .segments import ItemLocation as ItemLocation
 from .segments import SegmentDB as SegmentDB
 from .segments import Transaction as Transaction
+from .segments import TrimResult as TrimResult
 from .storage import ObjectInfo as ObjectInfo
 from .storage import ObjectWriter as ObjectWriter
 from .storage import Storage as Storage
@@ -64,6 +65,7 @@ __all__ = [
     "Storage",
     "Table",
     "Transaction",
+    "TrimResult",
     "__version__",
     "atomic_open",
     "errors",

@@ -6,15 +6,16 @@ import asyncio
 import contextlib
 import os
 import signal
+import uuid
 import warnings
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from itertools import accumulate, repeat
 from time import perf_counter
 from types import FrameType, TracebackType
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from .._io.base import Buffer, FileSystem, current_fs
 from .._io.offload import run_commit, run_sync
@@ -28,7 +29,6 @@ from ..errors import (
     InvalidTypeError,
     NotFoundError,
     OverwriteDisabledError,
-    SafetyCheckError,
     storage_error,
 )
 from . import trim
@@ -53,11 +53,15 @@ from .format import (
     record_crc,
     record_header,
 )
+from .identity import check_header, read_header
 from .location import ItemLocation
 from .recovery import OpenState, create_segment, open_directory, segment_name
 from .transaction import Transaction
+from .trim_check import Removed, check_trim
 
-__all__ = ["DBStats", "SegmentDB"]
+__all__ = ["DBStats", "SegmentDB", "TrimResult"]
+
+T = TypeVar("T")
 
 _MiB = 1 << 20
 _READ_FDS = 128  # cached read descriptors (LRU)
@@ -101,6 +105,30 @@ class _TxBlock:
 
 
 _Entry = bytes | _TxBlock  # a buffered item, or a whole transaction
+
+
+class TrimResult(int):
+    """What :meth:`SegmentDB.rtrim`, :meth:`~SegmentDB.ltrim` and
+    :meth:`~SegmentDB.drop_index` removed.
+
+    Its value, as an ``int``, is the bytes freed on disk — payloads and framing (record
+    headers, flush markers, transaction commit records) — as these methods always returned.
+    :attr:`payload_bytes` is the sum of the removed items' sizes (what aiodiskdb's trims
+    return) and :attr:`items` their number."""
+
+    items: int
+    payload_bytes: int
+
+    def __new__(cls, freed: int, items: int = 0, payload_bytes: int = 0) -> TrimResult:
+        """``freed`` bytes on disk, ``items`` items of ``payload_bytes`` bytes in all."""
+        self = super().__new__(cls, freed)
+        self.items = items
+        self.payload_bytes = payload_bytes
+        return self
+
+    def __repr__(self) -> str:
+        return (f"TrimResult({int(self)}, items={self.items}, "
+                f"payload_bytes={self.payload_bytes})")
 
 
 @dataclass(frozen=True)
@@ -153,14 +181,39 @@ class _Writer:
         name = os.path.join(self.path, segment_name(self.prefix, self.padding, self.index))
         with step("fdatasync", name, durability=True):
             fs.fdatasync(self.fd)
+        self._check_still_there(name)
+
+    def _check_still_there(self, name: str) -> None:
+        """Raise unless the file open for appending is still the one at its path.
+
+        Bytes written into a file that was removed or replaced meanwhile are durable in an
+        inode nobody can reach: the flush must not report them as stored. (One ``fstat`` and
+        one ``stat`` per flush, not per item.)"""
+        fs = self.fs
+        assert self.fd is not None
+        with step("fstat segment", name):
+            mine = fs.fstat(self.fd)
+        try:
+            with step("stat segment", name):
+                there = fs.stat(name)
+            moved = (there.st_dev, there.st_ino) != (mine.st_dev, mine.st_ino)
+        except NotFoundError:
+            moved = True
+        if moved or mine.st_nlink == 0:
+            raise CorruptionError(
+                f"{name} was removed or replaced while the database had it open: the items "
+                "just written went into a file that is no longer at that path, so they are "
+                "not stored. Reopen the database to recover from what is on disk")
 
     def _roll(self, index: int) -> None:
-        assert self.fd is not None and index > self.index
-        old = os.path.join(self.path, segment_name(self.prefix, self.padding, self.index))
-        with step("seal segment (fsync)", old, durability=True):
-            self.fs.fsync(self.fd)
-        fd, self.fd = self.fd, None
-        self.fs.close(fd)
+        assert index > self.index
+        if self.fd is not None:  # (None: the segment was dropped by drop_index)
+            old = os.path.join(self.path, segment_name(self.prefix, self.padding, self.index))
+            with step("seal segment (fsync)", old, durability=True):
+                self.fs.fsync(self.fd)
+            self._check_still_there(old)
+            fd, self.fd = self.fd, None
+            self.fs.close(fd)
         self.fd = create_segment(self.fs, self.path,
                                  segment_name(self.prefix, self.padding, index),
                                  SegmentHeader(index=index, db_id=self.db_id))
@@ -296,8 +349,16 @@ class SegmentDB:
         self._lock_fd: int | None = None
         self._writer: _Writer | None = None
         self._read_fds: OrderedDict[int, int] = OrderedDict()
-        self._closing: list[int] = []  # evicted read descriptors, closed when no read runs
+        # Read descriptors are closed only when no worker can still be using them: a number
+        # closed under a running pread is reused by the next open, and the pread then reads
+        # another file. Evicted ones wait in _closing until no read hop runs; _fd_epoch
+        # changes whenever cached descriptors are invalidated (a trim replaced or removed a
+        # file, stop), so a descriptor opened across that change is not cached.
+        self._closing: list[int] = []
         self._reads_in_flight = 0
+        self._reads_idle: asyncio.Future[None] | None = None
+        self._fd_epoch = 0
+        self._db_id: uuid.UUID | None = None
         self._indices: set[int] = set()
         self._overwrite = False
         self._trims = trim.TrimState()
@@ -351,6 +412,7 @@ class SegmentDB:
                 await _uncancellable(run_commit(_close_state, fs, opened[0]))
             raise
         self._lock_fd = state.lock_fd
+        self._db_id = state.db_id
         self._indices = set(state.indices)
         self._trims = state.trims
         self._reset_counters(state.last, state.end)
@@ -401,6 +463,8 @@ class SegmentDB:
                 await self._seal_last_flush()
         finally:
             _unregister_signals(self)
+            self._fd_epoch += 1
+            await self._reads_done()  # (read hops are short: they are never abandoned)
             fds = list(self._read_fds.values()) + self._closing
             self._read_fds.clear()
             self._closing = []
@@ -747,9 +811,11 @@ class SegmentDB:
         """Refuse :meth:`rtrim`, :meth:`ltrim` and :meth:`drop_index` again (the default)."""
         self._overwrite = False
 
-    async def rtrim(self, index: int, position: int, safety_check: Buffer = b"") -> int:
+    async def rtrim(self, index: int, position: int, safety_check: Buffer = b""
+                    ) -> TrimResult:
         """Remove the item at ``position`` of segment ``index`` and everything after it in that
-        segment; return the bytes freed.
+        segment; return a :class:`TrimResult`: the bytes freed on disk (an ``int``), with the
+        number of items removed and their payload bytes.
 
         ``position`` must be an item's position (``loc.position``); ``safety_check``, if given,
         must equal the first bytes of the data removed (the items' payloads, in order). The
@@ -771,9 +837,10 @@ class SegmentDB:
         """
         return await self._trim(trim.TrimOp("rtrim", index, position), safety_check)
 
-    async def ltrim(self, index: int, position: int, safety_check: Buffer = b"") -> int:
-        """Remove everything before the item at ``position`` of segment ``index``; return the
-        bytes freed.
+    async def ltrim(self, index: int, position: int, safety_check: Buffer = b""
+                    ) -> TrimResult:
+        """Remove everything before the item at ``position`` of segment ``index``; return a
+        :class:`TrimResult` (bytes freed on disk; items and payload bytes removed).
 
         Locations do not move: the space is freed by punching a hole in the file
         (``fallocate(FALLOC_FL_PUNCH_HOLE)``), or, where the file system cannot, by rewriting
@@ -784,8 +851,13 @@ class SegmentDB:
         """
         return await self._trim(trim.TrimOp("ltrim", index, position), safety_check)
 
-    async def drop_index(self, index: int) -> int:
-        """Delete segment ``index`` whole; return the bytes freed. Fires ``on_index_drop``.
+    async def drop_index(self, index: int) -> TrimResult:
+        """Delete segment ``index`` whole; return a :class:`TrimResult` (bytes freed on disk;
+        items and payload bytes removed). Fires ``on_index_drop``.
+
+        The file must carry this database's segment header: a foreign file at that name raises
+        :class:`~aiostore.errors.CorruptionError` naming it and is left as it is (so is any
+        segment a trim would change).
 
         The index number is never used again, so no old location can ever return new data:
         dropping the segment receiving adds moves later adds to a new segment. Durability,
@@ -793,7 +865,7 @@ class SegmentDB:
         """
         return await self._trim(trim.TrimOp("drop", index), b"")
 
-    async def _trim(self, op: trim.TrimOp, safety_check: Buffer) -> int:
+    async def _trim(self, op: trim.TrimOp, safety_check: Buffer) -> TrimResult:
         self._check_writable()
         for name, value in (("index", op.index), ("position", op.position)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -818,13 +890,13 @@ class SegmentDB:
                         op.position < self._trims.starts.get(op.index, SEGMENT_HEADER_SIZE):
                     raise InvalidLocationError(f"position {op.position} of segment {op.index} "
                                                "was trimmed already")
-                freed: int = await _uncancellable(self._trim_hop(op, check))
-                return freed
+                result: TrimResult = await _uncancellable(self._trim_hop(op, check))
+                return result
             finally:
                 self._gate = None
                 gate.set_result(None)
 
-    async def _trim_hop(self, op: trim.TrimOp, check: bytes) -> int:
+    async def _trim_hop(self, op: trim.TrimOp, check: bytes) -> TrimResult:
         """Validate, log and apply ``op`` in one worker hop, then update the state on the loop.
         Runs to completion once started (the caller shields it)."""
         fs, writer = self._fs, self._writer
@@ -834,34 +906,37 @@ class SegmentDB:
         state = self._trims
         db_id = str(writer.db_id)
 
-        def hop() -> tuple[trim.TrimState, int, bool]:
+        def hop() -> tuple[trim.TrimState, Removed, bool]:
             with step("open segment", path):
                 fd = fs.open(path, os.O_RDWR)
             try:
-                size = fs.fstat(fd).st_size
+                check_header(read_header(fs, fd, path), path, op.index, writer.db_id)
+                with step("fstat segment", path):
+                    size = fs.fstat(fd).st_size
                 start = state.starts.get(op.index, SEGMENT_HEADER_SIZE)
-                if op.kind == "drop":
-                    freed = size - (start - SEGMENT_HEADER_SIZE)
-                else:
-                    freed = _check_trim(fs, fd, path, op, check, start, size)
+                removed = check_trim(fs, fd, path, op, check, start, size)
                 if op.kind == "ltrim" and op.position == start:
-                    return state, 0, False  # nothing before it: nothing to do
-                new = state.after(op, freed, current, db_id)
+                    return state, removed, False  # nothing before it: nothing to do
+                new = state.after(op, removed.freed, current, db_id)
                 trim.save(fs, self.path, self.file_prefix, new)  # write-ahead
                 if op.kind == "drop":
                     fs.close(fd)
                     fd = -1
                 replaced = trim.apply(fs, self.path, path, op, None if fd < 0 else fd)
-                if replaced and writer.index == op.index:
+                if writer.index == op.index and op.kind == "drop":
+                    writer.close()  # sealed and gone: the next flush starts a new segment
+                elif replaced and writer.index == op.index:
                     writer.reopen()
-                return new, freed, replaced
+                return new, removed, replaced
             finally:
                 if fd >= 0:
                     fs.close(fd)
 
-        new, freed, replaced = await run_commit(hop)
+        new, removed, replaced = await run_commit(hop)
+        freed = removed.freed
         self._trims = new
         if replaced or op.kind == "drop":  # cached descriptors name the old file
+            self._fd_epoch += 1
             fd = self._read_fds.pop(op.index, None)
             if fd is not None:
                 self._closing.append(fd)
@@ -875,8 +950,9 @@ class SegmentDB:
             self._flushed_ends[self._index] = self._end
         if op.kind == "drop":
             self.events.fire(DBEvent("index_drop", f"dropped segment {op.index} "
-                                     f"({freed} bytes)", index=op.index, size=freed))
-        return freed
+                                     f"({freed} bytes)", index=op.index, size=freed,
+                                     count=removed.items, payload=removed.payload_bytes))
+        return TrimResult(freed, removed.items, removed.payload_bytes)
 
     async def _pass_gate(self) -> None:
         """Wait while a trim runs (adds and commits are ordered after it)."""
@@ -940,11 +1016,7 @@ class SegmentDB:
         except OSError as exc:  # (the path is only worked out for the message)
             raise storage_error(exc, "read", self._segment_path(index)) from exc
         if raw is None:
-            self._reads_in_flight += 1
-            try:
-                raw = await run_sync(self._pread, fd, n, location)
-            finally:
-                self._reads_in_flight -= 1
+            raw = await self._read_hop(self._pread, fd, n, location)
         else:
             assert self._budget is not None
             if self._budget.spent():
@@ -1023,7 +1095,9 @@ class SegmentDB:
                 try:
                     result = []
                     for _, loc in misses:
-                        fd = cached.get(loc.index) or own.get(loc.index)
+                        fd = cached.get(loc.index)
+                        if fd is None:
+                            fd = own.get(loc.index)
                         if fd is None:
                             fd = own[loc.index] = self._open_segment(loc.index)
                         result.append(self._pread(fd, RECORD_HEADER_SIZE + loc.size, loc))
@@ -1032,11 +1106,7 @@ class SegmentDB:
                     for fd in own.values():
                         fs.close(fd)
 
-            self._reads_in_flight += 1
-            try:
-                raws = await run_sync(read_all)
-            finally:
-                self._reads_in_flight -= 1
+            raws = await self._read_hop(read_all)
             for (i, loc), raw in zip(misses, raws, strict=True):
                 out[i] = self._decode(loc, raw)
         return [d for d in out if d is not None]
@@ -1060,27 +1130,87 @@ class SegmentDB:
             raise InvalidLocationError(f"{loc} was never written")
 
     def _open_segment(self, index: int) -> int:
+        """Open segment ``index`` for reading, proving first that it is this database's own
+        (blocking)."""
         name = self._segment_path(index)
         try:
             with step("open segment", name):
-                return self._fs.open(name, os.O_RDONLY)
+                fd = self._fs.open(name, os.O_RDONLY)
         except NotFoundError:
             raise InvalidLocationError(f"segment {index} does not exist") from None
+        try:
+            check_header(read_header(self._fs, fd, name), name, index, self._db_id)
+        except BaseException:
+            self._fs.close(fd)
+            raise
+        return fd
+
+    async def _read_hop(self, fn: Callable[..., T], *args: object) -> T:
+        """Run a read that uses cached descriptors in the pool. It is counted while the worker
+        runs — a cancelled caller waits for the pread to return (microseconds) — so no
+        descriptor it uses is closed under it."""
+        self._reads_in_flight += 1
+        try:
+            return await run_commit(fn, *args)
+        finally:
+            self._reads_in_flight -= 1
+            if not self._reads_in_flight:
+                idle, self._reads_idle = self._reads_idle, None
+                if idle is not None and not idle.done():
+                    idle.set_result(None)
+
+    async def _open_hop(self, index: int) -> int:
+        """Open segment ``index`` in the pool. Cancellation: a descriptor opened anyway is
+        queued for closing, never leaked."""
+        opened: list[int] = []
+
+        def open_it() -> int:
+            fd = self._open_segment(index)
+            opened.append(fd)
+            return fd
+
+        try:
+            return await run_commit(open_it)
+        except asyncio.CancelledError:
+            if opened:
+                if self._state == "stopped":
+                    self._fs.close(opened[0])  # (a read-only descriptor: closing never waits)
+                else:
+                    self._closing.append(opened[0])
+            raise
+
+    async def _reads_done(self) -> None:
+        """Wait until no read hop runs."""
+        while self._reads_in_flight:
+            if self._reads_idle is None:
+                assert self._loop is not None
+                self._reads_idle = self._loop.create_future()
+            await asyncio.shield(self._reads_idle)
 
     async def _open_read_fd(self, index: int) -> int:
+        """A cached read descriptor of segment ``index`` (opened and cached if need be)."""
         fs = self._fs
-        fd = await run_sync(self._open_segment, index)
-        old = self._read_fds.get(index)
-        if old is not None:  # opened concurrently: keep one
-            await run_sync(fs.close, fd)
-            return old
-        self._read_fds[index] = fd
+        while True:
+            epoch = self._fd_epoch
+            fd = await self._open_hop(index)
+            if self._state != "running" or epoch != self._fd_epoch:
+                # stopped, or a trim replaced files meanwhile: this descriptor may name the
+                # old file, and a stopped database keeps none
+                await _uncancellable(run_commit(fs.close, fd))
+                self._check_running()
+                continue
+            old = self._read_fds.get(index)
+            if old is not None:  # opened concurrently: keep one
+                await _uncancellable(run_commit(fs.close, fd))
+                return old
+            self._read_fds[index] = fd
+            break
         if len(self._read_fds) > _READ_FDS:
             _, evicted = self._read_fds.popitem(last=False)
             self._closing.append(evicted)
         if self._closing and not self._reads_in_flight:  # nobody can still be using them
             closing, self._closing = self._closing, []
-            await run_sync(lambda: [fs.close(f) for f in closing])
+            await _uncancellable(run_commit(lambda: [fs.close(f) for f in closing]))
         return fd
 
     def _decode(self, loc: ItemLocation, raw: bytes) -> bytes:
@@ -1147,7 +1277,7 @@ class SegmentDB:
         offset = cursor[0]
         fs = self._fs
         held: list[tuple[ItemLocation, bytes]] = []
-        fd = await run_sync(self._open_segment, index)
+        fd = await self._open_hop(index)
         try:
             want = _SCAN_CHUNK
             while True:
@@ -1318,61 +1448,6 @@ def _positive_int(name: str, value: object, *, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidArgumentError(f"{name} must be an integer >= {minimum}, not {value!r}")
 
-
-
-def _check_trim(fs: FileSystem, fd: int, path: str, op: trim.TrimOp, check: bytes, start: int,
-                size: int) -> int:
-    """Verify that ``op.position`` is an intact item of the segment open at ``fd`` and that
-    ``check`` matches the data the trim removes; return the bytes it frees (blocking).
-    Raises before anything changes."""
-    pos = op.position
-    where = f"position {pos} of segment {op.index}"
-    with step("read segment", path):
-        head = fs.pread(fd, RECORD_HEADER_SIZE, pos) if pos >= SEGMENT_HEADER_SIZE else b""
-    if len(head) < RECORD_HEADER_SIZE:
-        raise InvalidLocationError(f"{where} is not an item: past the end of the segment")
-    magic, flags, length, crc = RECORD_HEADER.unpack(head)
-    if magic != RECORD_MAGIC or flags not in ITEM_FLAGS:
-        raise InvalidLocationError(f"{where} is not the position of an item")
-    with step("read segment", path):
-        payload = fs.pread(fd, length, pos + RECORD_HEADER_SIZE)
-    if len(payload) != length or record_crc(flags, payload) != crc:
-        raise InvalidLocationError(f"{where} is not the position of an intact item")
-    if op.kind == "rtrim":
-        got = bytearray(payload[:len(check)])
-        at = pos + RECORD_HEADER_SIZE + length
-        while len(got) < len(check) and at < size:  # the check spans several items
-            with step("read segment", path):
-                head = fs.pread(fd, RECORD_HEADER_SIZE, at)
-                if len(head) < RECORD_HEADER_SIZE:
-                    break
-                _, flags, length, _ = RECORD_HEADER.unpack(head)
-                if flags in ITEM_FLAGS:
-                    got += fs.pread(fd, min(length, len(check) - len(got)),
-                                    at + RECORD_HEADER_SIZE)
-            at += RECORD_HEADER_SIZE + length
-        if bytes(got) != check:
-            raise SafetyCheckError(f"rtrim of {where}: safety_check does not match the start "
-                                   f"of the data it would remove ({bytes(got[:16])!r}...)")
-        return size - pos
-    if check:  # ltrim: walk the records before pos (also proves pos is a record boundary)
-        with step("read segment", path):
-            buf = fs.pread(fd, pos - start, start)
-        tail = b""
-        at = start
-        try:
-            for rec in iter_records(buf, start):
-                if rec.flags in ITEM_FLAGS:
-                    tail = (tail + bytes(rec.payload))[-len(check):]
-                at = rec.offset + RECORD_HEADER_SIZE + len(rec.payload)
-        except BadRecord as exc:
-            raise CorruptionError(f"segment {op.index}: {exc}") from None
-        if at != pos:
-            raise InvalidLocationError(f"{where} is not a record boundary")
-        if tail != check:
-            raise SafetyCheckError(f"ltrim of {where}: safety_check does not match the end of "
-                                   f"the data it would remove (...{tail[-16:]!r})")
-    return pos - start
 
 
 def _count(entries: Iterable[_Entry]) -> int:

@@ -23,7 +23,8 @@ class DBEvent:
 
     ``kind`` is ``"start"``, ``"stop"``, ``"write"``, ``"failure"`` or ``"index_drop"``.
     For ``"write"``: ``first``/``last`` are the first and last locations persisted and ``count``
-    how many items; for ``"failure"``: ``error``; for ``"index_drop"``: ``index``.
+    how many items; for ``"failure"``: ``error``; for ``"index_drop"``: ``index``, ``size``
+    (bytes freed on disk), ``count`` (items) and ``payload`` (their payload bytes).
     """
 
     kind: str
@@ -35,6 +36,9 @@ class DBEvent:
     size: int = 0
     index: int | None = None
     error: BaseException | None = None
+    #: for ``"index_drop"``: the payload bytes of the items dropped (``size`` counts framing
+    #: too; ``count`` is the number of items)
+    payload: int = 0
 
 
 class Events:
