@@ -21,8 +21,9 @@ import inspect
 import math
 import os
 import stat as stat_mod
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,7 @@ from .._io.base import Buffer, FileSystem, current_fs
 from .._io.groupsync import sync_dir
 from .._io.offload import run_commit, run_sync
 from .._io.ops import step
+from .._io.publish import TEMP_NAME
 from ..errors import (
     CorruptionError,
     DatabaseClosedError,
@@ -39,11 +41,18 @@ from ..errors import (
     InvalidTypeError,
     OverwriteDisabledError,
 )
+from ..segments import trim
 from ..segments.db import SegmentDB
 from ..segments.events import DBEvent
-from ..segments.format import FLUSH_MARKER_SIZE, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE
+from ..segments.format import (
+    FLUSH_MARKER_SIZE,
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    interrupted_header,
+)
+from ..segments.identity import check_header, read_header
 from ..segments.location import ItemLocation
-from ..segments.recovery import take_lock
+from ..segments.recovery import list_segments, take_lock
 from ..segments.transaction import Transaction
 
 __all__ = ["AioDiskDB", "EventsHandlers", "ItemLocation", "WriteEvent"]
@@ -75,17 +84,21 @@ class WriteEvent:
 
     ``index``, ``position`` and ``size`` are aiodiskdb's fields: the segment and the position
     (a record-header offset, as in :class:`ItemLocation`) of the first item written, and the
-    payload bytes written. One flush may continue into the next segments: every item from
-    ``(index, position)`` up to and including ``last`` is durable; ``count`` items in all.
+    payload bytes written. Equality and hashing use only these three, so
+    ``WriteEvent(index, position, size) == event`` matches as it did with aiodiskdb.
+
+    Extra information, left out of equality: one flush may continue into the next segments —
+    every item from ``(index, position)`` up to and including ``last`` is durable, ``count``
+    items in all.
     """
 
     index: int
     position: int
     size: int
-    #: how many items the flush wrote
-    count: int = 0
-    #: the location of the last item the flush wrote
-    last: ItemLocation | None = None
+    #: how many items the flush wrote (not compared)
+    count: int = field(default=0, compare=False)
+    #: the location of the last item the flush wrote (not compared)
+    last: ItemLocation | None = field(default=None, compare=False)
 
 
 class EventsHandlers:
@@ -94,7 +107,8 @@ class EventsHandlers:
     Every callback gets the event's ``time.time()`` first, as in aiodiskdb:
 
     * ``on_start(timestamp)``, ``on_stop(timestamp)``, ``on_failure(timestamp)``;
-    * ``on_index_drop(timestamp, index, size)`` — ``size`` is the bytes freed;
+    * ``on_index_drop(timestamp, index, size)`` — ``size`` is the payload bytes of the items
+      dropped (as aiodiskdb, whose files hold payloads only);
     * ``on_write(timestamp, WriteEvent(index, position, size))``.
 
     Assigning anything but a coroutine function (or ``None``) raises
@@ -352,30 +366,33 @@ class AioDiskDB:
 
     async def rtrim(self, index: int, trim_from: int, safety_check: Buffer = b"") -> int:
         """Remove the item at position ``trim_from`` of segment ``index`` and everything after
-        it in that segment; return the bytes freed.
+        it in that segment; return the payload bytes removed (the sum of the removed items'
+        sizes, as aiodiskdb; the bytes freed on disk, framing included, are
+        ``(await db.segmentdb.rtrim(...))`` itself).
 
         ``trim_from`` must be an item's ``location.position`` (not an aiodiskdb byte offset;
         ``0`` is not a position: use :meth:`drop_index`). ``safety_check`` must match the
         start of the removed data. The segment is sealed: later adds go to a new segment.
         """
-        return await self._db.rtrim(index, trim_from, safety_check)
+        return (await self._db.rtrim(index, trim_from, safety_check)).payload_bytes
 
     async def ltrim(self, index: int, trim_to: int, safety_check: Buffer = b"") -> int:
         """Remove everything in segment ``index`` before the item at position ``trim_to``;
-        return the bytes freed. Other locations stay valid.
+        return the payload bytes removed (as aiodiskdb). Other locations stay valid.
 
         ``trim_to`` must be an item's ``location.position``; ``safety_check`` must match the
         end of the removed data.
         """
-        return await self._db.ltrim(index, trim_to, safety_check)
+        return (await self._db.ltrim(index, trim_to, safety_check)).payload_bytes
 
     async def drop_index(self, index: int) -> int:
-        """Delete segment ``index``; return the bytes freed and fire ``on_index_drop``.
+        """Delete segment ``index``; return the payload bytes of its items (as aiodiskdb) and
+        fire ``on_index_drop`` with the same size.
 
         Index numbers are never reused: dropping the segment receiving adds moves later adds
         to a new segment.
         """
-        return await self._db.drop_index(index)
+        return (await self._db.drop_index(index)).payload_bytes
 
     async def destroy_db(self) -> bool:
         """Delete the database directory and everything in it; return ``True``.
@@ -393,7 +410,8 @@ class AioDiskDB:
         if not self._overwrite:
             raise OverwriteDisabledError("destroy_db refused: call enable_overwrite() first "
                                          "(or pass overwrite=True)")
-        await run_commit(_destroy, self._fs, self._db.path, self._db.file_prefix)
+        await run_commit(_destroy, self._fs, self._db.path, self._db.file_prefix,
+                         self._db.file_padding)
         return True
 
     # --- events: SegmentDB's DBEvent -> aiodiskdb's callbacks -----------------------------
@@ -413,7 +431,7 @@ class AioDiskDB:
 
     def _fire_index_drop(self, event: DBEvent) -> Awaitable[Any] | None:
         hook = self._events.on_index_drop
-        return hook(event.timestamp, event.index, event.size) if hook is not None else None
+        return hook(event.timestamp, event.index, event.payload) if hook is not None else None
 
     def _fire_write(self, event: DBEvent) -> Awaitable[Any] | None:
         hook = self._events.on_write
@@ -445,36 +463,71 @@ def _seconds(name: str, value: object) -> float:
     return float(value)
 
 
-def _destroy(fs: FileSystem, path: str, prefix: str) -> None:
-    """Remove ``path`` and everything under it, holding the writer's lock (blocking)."""
+def _destroy(fs: FileSystem, path: str, prefix: str, padding: int) -> None:
+    """Remove the database's own files and then ``path``, holding the writer's lock (blocking).
+
+    Every entry is classified first: the lock file, the trim log (it must parse), segments
+    (named like one *and* carrying this database's header) and aiostore temp files of those.
+    Anything else — a user's file, a subdirectory, a segment of another database — means
+    the directory is not only the database's, and nothing at all is removed: the error names
+    what was found."""
     with step("open database directory", path):
         st = fs.stat(path, follow_symlinks=False)
     if stat_mod.S_ISLNK(st.st_mode):
         raise InvalidArgumentError(f"{path} is a symbolic link; destroy_db removes only a "
                                    "real directory")
+    lock_name = f"{prefix}.LOCK"
     lock_fd = take_lock(fs, path, prefix)  # DatabaseLockedError if another writer has it open
     try:
-        pending = [(path, False)]
-        while pending:  # depth first: a directory is removed after its entries
-            directory, emptied = pending.pop()
-            if emptied:
-                with step("remove directory", directory):
-                    fs.rmdir(directory)
+        with step("list directory", path):
+            names = sorted(fs.listdir(path))
+        segments = list_segments(fs, path, prefix)
+        trims = trim.load(fs, path, prefix)  # CorruptionError unless it is a trim log
+        db_id = uuid.UUID(trims.db_id) if trims.db_id is not None else None
+        ours = {lock_name, trim.trim_log_name(prefix)} & set(names)
+        foreign: list[str] = []
+        newest = max(segments, default=-1)
+        for index, name in sorted(segments.items()):
+            full = os.path.join(path, name)
+            with step("read segment", full):
+                fd = fs.open(full, os.O_RDONLY)
+                try:
+                    head, size = read_header(fs, fd, full), fs.fstat(fd).st_size
+                finally:
+                    fs.close(fd)
+            try:
+                db_id = check_header(head, full, index, db_id).db_id
+            except CorruptionError:
+                if not (index == newest and size <= SEGMENT_HEADER_SIZE
+                        and interrupted_header(head, index)):  # (what recovery would remove)
+                    foreign.append(name)
+                    continue
+            ours.add(name)
+        stems = {f".{n}." for n in (*ours, trim.trim_log_name(prefix))}
+        for name in names:
+            if name in ours:
                 continue
-            pending.append((directory, True))
-            with step("list directory", directory):
-                names = fs.listdir(directory)
-            for name in names:
-                full = os.path.join(directory, name)
-                with step("stat", full):
-                    entry = fs.stat(full, follow_symlinks=False)
-                if stat_mod.S_ISDIR(entry.st_mode):
-                    pending.append((full, False))
-                else:
-                    with step("remove file", full):
-                        fs.unlink(full)
+            temp = TEMP_NAME.match(name) and any(name.startswith(s) for s in stems)
+            ltrim_temp = name.endswith(".ltrim-tmp") and name[:-len(".ltrim-tmp")] in ours
+            if temp or ltrim_temp:
+                ours.add(name)
+            elif name not in segments.values():
+                foreign.append(name)
+        if foreign:
+            raise InvalidArgumentError(
+                f"destroy_db refused: {path} holds files that are not this database's "
+                f"({', '.join(sorted(foreign)[:10])}{', ...' if len(foreign) > 10 else ''}); "
+                "nothing was removed. Move them away (or delete them yourself) first")
+        for name in sorted(ours - {lock_name}):
+            full = os.path.join(path, name)
+            with step("remove file", full):
+                fs.unlink(full)
+        with step("remove file", os.path.join(path, lock_name)):
+            fs.unlink(os.path.join(path, lock_name))
     finally:
         fs.close(lock_fd)
+    with step("remove directory", path):
+        fs.rmdir(path)
     parent = os.path.dirname(path)
     with step("fsync directory", parent, durability=True):
         sync_dir(fs, parent)

@@ -886,6 +886,11 @@ class SegmentDB:
                 if op.index not in self._indices:
                     why = self._trims.refusal(op.index, SEGMENT_HEADER_SIZE, 0)
                     raise InvalidLocationError(why or f"there is no segment {op.index}")
+                if op.kind != "drop" and op.position < SEGMENT_HEADER_SIZE:
+                    raise InvalidLocationError(
+                        f"position {op.position} of segment {op.index} is inside the segment "
+                        f"header, not an item's position (items start at {SEGMENT_HEADER_SIZE}"
+                        "; use drop_index to remove a whole segment)")
                 if op.kind != "drop" and \
                         op.position < self._trims.starts.get(op.index, SEGMENT_HEADER_SIZE):
                     raise InvalidLocationError(f"position {op.position} of segment {op.index} "

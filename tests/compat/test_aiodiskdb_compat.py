@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -268,21 +269,23 @@ async def test_rtrim_ltrim_drop_index_with_overwrite(tmp_path: Path) -> None:
     locs = await _fill(db, 10)
 
     # rtrim takes an item's position (aiodiskdb's byte offsets, 0 included, are refused)
-    with pytest.raises(errors.InvalidLocationError):
+    with pytest.raises(errors.InvalidLocationError, match="segment header.*drop_index") as exc:
         await db.rtrim(0, 0)
+    assert "trimmed already" not in str(exc.value)
     with pytest.raises(errors.SafetyCheckError):
         await db.rtrim(0, locs[6].position, safety_check=b"item-0007")
-    assert await db.rtrim(0, locs[6].position, safety_check=b"item-0006") > 0
+    # like aiodiskdb: the payload bytes removed (4 items of 9 bytes), not the framed bytes
+    assert await db.rtrim(0, locs[6].position, safety_check=b"item-0006") == 4 * 9
     assert [await db.read(loc) is not None for loc in locs] == [True] * 6 + [False] * 4
     more = await _fill(db, 5)
     assert {loc.index for loc in more} == {1}  # the rtrimmed segment was sealed
 
-    assert await db.ltrim(1, more[2].position, safety_check=b"0001") > 0
+    assert await db.ltrim(1, more[2].position, safety_check=b"0001") == 2 * 9
     assert [await db.read(loc) for loc in more] == [None, None, b"item-0002", b"item-0003",
                                                    b"item-0004"]
 
     size = await db.drop_index(0)
-    assert size > 0
+    assert size == 6 * 9  # the six items left in segment 0
     timestamp, index, event_size = await asyncio.wait_for(dropped, 10)
     assert (index, event_size) == (0, size) and timestamp > 0
     assert await db.read(locs[0]) is None
@@ -316,8 +319,12 @@ async def test_events_have_aiodiskdb_signatures(tmp_path: Path) -> None:
     await db.flush()
     written_at, event = await asyncio.wait_for(got["write"], 10)
     assert isinstance(written_at, float)
-    assert event == WriteEvent(index=0, position=locs[0].position, size=60, count=3,
-                               last=locs[-1])
+    # aiodiskdb's three-field form compares equal; the extra fields are there, not compared
+    assert event == WriteEvent(0, locs[0].position, 60)
+    assert event == WriteEvent(index=0, position=locs[0].position, size=60)
+    assert hash(event) == hash(WriteEvent(0, locs[0].position, 60))
+    assert event != WriteEvent(0, locs[0].position, 61)
+    assert (event.count, event.last) == (3, locs[-1])
 
     await stop(db, task)
     (stopped_at,) = await asyncio.wait_for(got["stop"], 10)
@@ -386,15 +393,25 @@ async def test_destroy_db(tmp_path: Path) -> None:
         await db.destroy_db()
     assert (path / "data00000.dat").exists()
 
+    # unlike aiodiskdb's shutil.rmtree, files that are not the database's are never removed:
+    # the whole call is refused and nothing at all is deleted
     (path / "sub").mkdir()
-    (path / "sub" / "notes.txt").write_text("removed too, like shutil.rmtree")
+    (path / "sub" / "notes.txt").write_text("someone's notes")
+    (path / "data00007.dat").write_bytes(b"not a segment of this database")
+    before = sorted(p.name for p in path.iterdir())
     db.enable_overwrite()
+    with pytest.raises(errors.InvalidArgumentError, match=r"data00007.dat, sub\); nothing"):
+        await db.destroy_db()
+    assert sorted(p.name for p in path.iterdir()) == before
+    assert (path / "sub" / "notes.txt").read_text() == "someone's notes"
+    shutil.rmtree(path / "sub")
+    (path / "data00007.dat").unlink()
     fs = FaultyFileSystem(tmp_path)
     with use_fs(fs):
         db = AioDiskDB(path, overwrite=True)  # the I/O goes through the file system in force
         assert await db.destroy_db() is True
         fs.crash()  # the removal was made durable
-    assert not path.exists() and fs.calls["rmdir"] == 2 and fs.calls["fsync_dir"] >= 1
+    assert not path.exists() and fs.calls["rmdir"] == 1 and fs.calls["fsync_dir"] >= 1
     assert os.listdir(tmp_path) == []
     with pytest.raises(errors.NotFoundError):
         await AioDiskDB(path, overwrite=True).destroy_db()
