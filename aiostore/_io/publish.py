@@ -14,7 +14,13 @@ import secrets
 import stat as stat_mod
 from collections.abc import Callable, Iterable
 
-from ..errors import AlreadyExistsError, IsADirectoryTargetError, storage_error
+from ..errors import (
+    AlreadyExistsError,
+    CorruptionError,
+    IsADirectoryTargetError,
+    NotFoundError,
+    storage_error,
+)
 from .base import Buffer, FileSystem
 from .groupsync import sync_dir
 from .offload import Abort
@@ -55,7 +61,16 @@ def resolve_target(fs: FileSystem, path: str) -> tuple[str, os.stat_result | Non
 
 
 class TempFile:
-    """A temp sibling of ``target`` that becomes ``target`` on :meth:`commit` (blocking calls)."""
+    """A temp sibling of ``target`` that becomes ``target`` on :meth:`commit` (blocking calls).
+
+    The temp file's identity (device and inode) is kept from its creation: the rename and
+    :meth:`discard` act on the name only while it is still that file. A temp file removed
+    meanwhile (a sweep, another process) fails the commit; one replaced by another file (or
+    whose directory was replaced, say by a copy) fails it with
+    :class:`~aiostore.errors.CorruptionError` and is left as it is — the data written through
+    the open descriptor is not what that name holds, so publishing it would report a success
+    for bytes that are not there.
+    """
 
     def __init__(self, fs: FileSystem, path: str, *, overwrite: bool, durable: bool,
                  mode: int | None) -> None:
@@ -76,7 +91,11 @@ class TempFile:
             ensure_dirs(fs, os.path.dirname(self.target), durable)
             with step("create temp file", self.path):
                 self.fd = fs.open(self.path, flags, 0o666)
+        self.identity: tuple[int, int] | None = None
         try:
+            with step("stat temp file", self.path):
+                st = fs.fstat(self.fd)
+            self.identity = (st.st_dev, st.st_ino)
             final_mode = mode if mode is not None else (
                 stat_mod.S_IMODE(existing.st_mode) if existing is not None else None)
             if final_mode is not None:
@@ -122,6 +141,7 @@ class TempFile:
                 fs.close(fd)
             if abort is not None:
                 abort.check()
+            self.check_own()
             if self.overwrite:
                 with step("rename", self.target):
                     fs.replace(self.path, self.target)
@@ -135,6 +155,27 @@ class TempFile:
         except BaseException:
             self.discard()
             raise
+
+    def _own(self) -> bool | None:
+        """Whether the temp name still holds the file created (None: the name is gone)."""
+        with step("stat temp file", self.path):
+            try:
+                st = self.fs.stat(self.path, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+        return self.identity is not None and (st.st_dev, st.st_ino) == self.identity
+
+    def check_own(self) -> None:
+        """Raise unless the temp name still holds the file this object created and wrote."""
+        own = self._own()
+        if own is None:
+            raise NotFoundError(errno.ENOENT, "the temp file was removed before the commit (by "
+                                "sweep_temp_files or another process); nothing was published",
+                                self.path)
+        if not own:
+            raise CorruptionError(f"{self.path} is no longer the temp file this write created "
+                                  "(it, or its directory, was replaced); nothing was published "
+                                  "and that file was left as it is")
 
     def sync_directory(self) -> None:
         """Make the rename durable (shared directory fsync); no-op unless ``durable``."""
@@ -154,13 +195,16 @@ class TempFile:
         self.sync_directory()
 
     def discard(self) -> None:
-        """Close and remove the temp file; never raises (best effort clean-up)."""
+        """Close and remove the temp file; never raises (best effort clean-up). The name is
+        removed only while it holds the file this object created: a file that replaced it
+        is someone else's and stays."""
         if self.fd is not None:
             fd, self.fd = self.fd, None
             with contextlib.suppress(Exception):
                 self.fs.close(fd)
         with contextlib.suppress(Exception):
-            self.fs.unlink(self.path)
+            if self._own():
+                self.fs.unlink(self.path)
 
 
 def publish(fs: FileSystem, path: str, chunks: Iterable[Buffer], *, overwrite: bool,

@@ -153,3 +153,52 @@ async def test_native_cancel_during_commit_completes(tmp_path: Path,
         await task
     assert target.read_bytes() == b"new"
     assert temp_files(tmp_path) == []
+
+
+async def test_commit_refuses_a_temp_file_whose_directory_was_replaced(tmp_path: Path) -> None:
+    # the directory is swapped for a copy while the write is open: the descriptor still writes
+    # into the old temp file, so publishing the copy's (stale) temp would report a success for
+    # bytes that are not there
+    import os
+    import shutil
+
+    folder = tmp_path / "d"
+    folder.mkdir()
+    target = folder / "out.bin"
+    f = await aiostore.atomic_open(target, "wb", buffer_size=1)
+    await f.write(b"first")
+    shutil.copytree(folder, tmp_path / "copy")
+    os.rename(folder, tmp_path / "old")
+    os.rename(tmp_path / "copy", folder)
+    (stale,) = map(Path, temp_files(folder))
+    await f.write(b" second")
+    with pytest.raises(errors.CorruptionError, match=stale.name):
+        await f.commit()
+    assert not target.exists()
+    assert stale.read_bytes() == b"first"  # not ours any more: left as it is
+    assert f.closed
+
+
+async def test_discard_leaves_a_file_that_replaced_the_temp(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.bin"
+    f = await aiostore.atomic_open(target, "wb", buffer_size=1)
+    await f.write(b"ours")
+    (temp,) = map(Path, temp_files(tmp_path))
+    (tmp_path / "theirs").write_bytes(b"theirs")
+    os.replace(tmp_path / "theirs", temp)
+    await f.discard()
+    assert temp.read_bytes() == b"theirs"
+    assert not target.exists()
+
+
+async def test_commit_after_the_temp_file_was_swept_fails(tmp_path: Path) -> None:
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+    f = await aiostore.atomic_open(target, "wb", buffer_size=1)
+    await f.write(b"new")
+    assert await aiostore.sweep_temp_files(tmp_path, older_than=timedelta(0)) == 1
+    with pytest.raises(errors.NotFoundError, match="removed before the commit"):
+        await f.commit()
+    assert target.read_bytes() == b"old"
