@@ -128,13 +128,16 @@ class LocalStorage(Storage):
                             f"{key!r}: if_match={if_match!r} but the object is "
                             f"{'missing' if current is None else current!r}")
                 tmp.rename()
+                # still under the lock: the info (ETag) of the file this put published, not
+                # of one a concurrent writer may publish right after the lock is released
+                info = _info(key, self._stat(tmp.target, key))
         except AlreadyExistsError:
             raise PreconditionFailedError(f"{key!r} exists (if_none_match)") from None
         except BaseException:
             tmp.discard()
             raise
         tmp.sync_directory()
-        return _info(key, self._stat(tmp.target, key))
+        return info
 
     def _temp(self, key: str, if_none_match: bool) -> TempFile:
         path = self._path(key)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -97,3 +98,30 @@ async def test_crash_at_every_step_of_conditional_puts(tmp_path: Path) -> None:
             else:
                 assert entry == b"entry"
             assert [i.key async for i in st.list()] in (["state"], ["log/1", "state"])
+
+
+async def test_put_returns_the_etag_of_its_own_file(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # another writer publishes right after this put releases the lock: the put's info must
+    # still describe the file it published (its ETag feeds if_match), not the newer one
+    from aiostore.storage import local
+
+    storage = aiostore.open_storage(str(tmp_path))
+    real_locked = local.LocalStorage._locked
+
+    @contextlib.contextmanager
+    def locked(self: local.LocalStorage) -> Any:
+        with real_locked(self):
+            yield
+        if (tmp_path / "k").exists() and not getattr(locked, "done", False):
+            locked.done = True  # type: ignore[attr-defined]
+            (tmp_path / "other").write_bytes(b"a concurrent writer's longer content")
+            os.replace(tmp_path / "other", tmp_path / "k")
+
+    monkeypatch.setattr(local.LocalStorage, "_locked", locked)
+    async with storage:
+        info = await storage.put("k", b"ours")
+        assert info.size == 4
+        assert info.etag != (await storage.head("k")).etag
+        with pytest.raises(errors.PreconditionFailedError):
+            await storage.put("k", b"lost update", if_match=info.etag)
