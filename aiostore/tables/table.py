@@ -17,6 +17,7 @@ import contextlib
 import io
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Generator, Mapping
@@ -54,6 +55,14 @@ _MAX_ATTEMPTS = 100  # commit attempts before giving up (each one lost a race)
 #: a data file no commit references may belong to a commit in flight: expiry removes such
 #: orphans only once they are older than keep_for and than this
 ORPHAN_GRACE_MS = 3600_000
+#: the name of every data file aiostore writes
+DATA_FILE_NAME = re.compile(r"part-00000-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-"
+                            r"[0-9a-f]{12}-c000\.snappy\.parquet")
+#: the key-value metadata aiostore puts in the footer of every data file it writes: with the
+#: name, the proof expiry needs before it deletes a file no log entry ever referenced (other
+#: engines name their files ``part-00000-{uuid}-c000.snappy.parquet`` too)
+DATA_FILE_MARKER = (b"aiostore.data_file", b"1")
+_FOOTER_PROBE = 64 << 10
 
 
 @dataclass(frozen=True)
@@ -82,10 +91,13 @@ class ExpireReport:
     #: log files (commits, checkpoints) removed
     log_files: list[str] = field(default_factory=list)
     #: data files removed: only ever referenced by expired versions, or orphans of failed
-    #: commits older than ``keep_for``
+    #: commits older than ``keep_for`` (aiostore's own: by name and footer marker)
     data_files: list[str] = field(default_factory=list)
     #: their total size in bytes
     bytes_freed: int = 0
+    #: files under the table's root that no log entry references and that aiostore cannot
+    #: prove it wrote (another name, no aiostore marker in the Parquet footer): never deleted
+    foreign_files: list[str] = field(default_factory=list)
 
 
 def _now_ms() -> int:
@@ -175,9 +187,40 @@ def encode_data_file(table: pa.Table) -> tuple[bytes, str]:
     """(Parquet bytes, stats JSON) of one data file (blocking)."""
     import pyarrow.parquet as pq
 
+    marked = table.replace_schema_metadata({**(table.schema.metadata or {}),
+                                            DATA_FILE_MARKER[0]: DATA_FILE_MARKER[1]})
     sink = io.BytesIO()
-    pq.write_table(table, sink, compression="snappy")
+    pq.write_table(marked, sink, compression="snappy")
     return sink.getvalue(), file_stats(table)
+
+
+def _footer_has_marker(footer: bytes) -> bool:
+    """Whether a Parquet footer (metadata, its length, ``PAR1``) carries aiostore's data file
+    marker (blocking)."""
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.read_metadata(pa.BufferReader(b"PAR1" + footer))
+    except (pa.ArrowException, OSError, ValueError):
+        return False
+    return bool((meta.metadata or {}).get(DATA_FILE_MARKER[0]) == DATA_FILE_MARKER[1])
+
+
+async def written_by_aiostore(storage: Storage, key: str, size: int) -> bool:
+    """Whether the object ``key`` is a data file aiostore wrote: its name, and the marker in
+    its Parquet footer (only the footer is read)."""
+    if not DATA_FILE_NAME.fullmatch(key) or size < 12:
+        return False
+    tail = await storage.get(key, byte_range=(max(0, size - _FOOTER_PROBE), size))
+    if len(tail) < 8 or tail[-4:] != b"PAR1":
+        return False
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 12 > size:
+        return False
+    if length + 8 > len(tail):
+        tail = await storage.get(key, byte_range=(size - length - 8, size))
+    found: bool = await run_sync(_footer_has_marker, bytes(tail[-(length + 8):]))
+    return found
 
 
 class Table:
@@ -445,10 +488,17 @@ class Table:
                                        "log was expired)")
         return found
 
-    async def _commit_time(self, version: int) -> int:
+    async def _commit_time(self, version: int,
+                           paths: set[str] | None = None) -> int:
+        """The commit time of ``version`` (ms); ``paths`` collects the data files it names."""
         actions = await read_commit(self._storage, version)
         if actions is None:
             raise VersionNotFoundError(f"commit {version} is missing")
+        if paths is not None:
+            for action in actions:
+                for kind in ("add", "remove"):
+                    if kind in action:
+                        paths.add(unquote(action[kind]["path"]))
         for action in actions:
             if "commitInfo" in action and isinstance(action["commitInfo"].get("timestamp"), int):
                 return int(action["commitInfo"]["timestamp"])
@@ -588,6 +638,8 @@ class Table:
         version, so it stays readable), the data files only they reference, and orphaned data
         files (of failed commits) older than ``keep_for`` and at least an hour old. Files of
         kept versions, and recent files of commits possibly in flight, are never touched.
+        Nor is a file that no log entry references unless aiostore wrote it (its name and the
+        marker in its Parquet footer): any other is listed in ``foreign_files`` and left.
         ``dry_run=True`` (the default) removes nothing and reports exactly what would go.
         Time travel to an expired version then raises
         :class:`~aiostore.errors.VersionNotFoundError`.
@@ -607,8 +659,10 @@ class Table:
             # the oldest kept version: the first committed at or after the cutoff, but never
             # newer than the newest keep_last
             candidate = first  # the version that was current at the cutoff: as_of works on
-            for v in commits:  # every moment of the keep_for window
-                if await self._commit_time(v) > cutoff:
+            named: dict[int, set[str]] = {}  # every moment of the keep_for window
+            for v in commits:
+                named[v] = set()
+                if await self._commit_time(v, named[v]) > cutoff:
                     break
                 candidate = v
             keep_from = max(first, min(candidate, oldest))
@@ -621,20 +675,32 @@ class Table:
                 for action in await read_commit(self._storage, v) or []:
                     if "add" in action:
                         referenced.add(unquote(action["add"]["path"]))
+            logged = set(kept.removed)  # the table's files by the log: tombstoned, or named
+            for v in expired:              # by a commit being expired
+                logged |= named.get(v, set())
             data_files: list[str] = []
+            foreign: list[str] = []
             freed = 0
             async for info in self._storage.list():
                 if info.key.startswith(("_", ".")) or "/_" in info.key or \
                         info.key in referenced:
                     continue
-                tombstoned = info.key in kept.removed
-                old_orphan = int(info.mtime.timestamp() * 1000) < \
-                    min(cutoff, _now_ms() - ORPHAN_GRACE_MS)
-                if tombstoned or old_orphan:
-                    data_files.append(info.key)
-                    freed += info.size
+                if info.key not in logged:
+                    # an orphan: deleted only when aiostore provably wrote it (a failed or
+                    # cancelled write) and no commit of it can still be in flight
+                    if not DATA_FILE_NAME.fullmatch(info.key):
+                        foreign.append(info.key)
+                        continue
+                    if int(info.mtime.timestamp() * 1000) >= \
+                            min(cutoff, _now_ms() - ORPHAN_GRACE_MS):
+                        continue
+                    if not await written_by_aiostore(self._storage, info.key, info.size):
+                        foreign.append(info.key)
+                        continue
+                data_files.append(info.key)
+                freed += info.size
             report = ExpireReport(dry_run, expired, keep_from, log_files, sorted(data_files),
-                                  freed)
+                                  freed, sorted(foreign))
             if dry_run or (not log_files and not data_files):
                 return report
             if keep_from not in checkpoints and expired:  # (newer checkpoints stay "last")

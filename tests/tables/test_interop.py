@@ -6,10 +6,12 @@ crashes at every step of a commit."""
 from __future__ import annotations
 
 import contextlib
+import io
 import shutil
 import signal
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -217,3 +219,38 @@ async def test_crash_at_every_step_of_a_commit(tmp_path: Path) -> None:
             rows = (await table.read(output="arrow")).column("i").to_pylist()
             assert sorted(set(rows)) == list(range(-1, table.version)), f"crash at {k}"
             assert all(rows.count(i) == 10 for i in set(rows)), f"crash at {k}: torn"
+
+
+async def test_expiry_deletes_only_its_own_orphans(where: tuple[str, dict[str, Any],
+                                                                 dict[str, str]],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # on S3 too: an orphan is proven aiostore's by its name and the marker in its Parquet
+    # footer (read with ranged GETs); anything else under the prefix is reported, never deleted
+    import uuid
+
+    import pyarrow.parquet as pq
+
+    from aiostore.tables import table as table_module
+
+    monkeypatch.setattr(table_module, "ORPHAN_GRACE_MS", -60_000)  # no waiting an hour
+    uri, options, _ = where
+    own = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    other = f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"a": [7]}), sink)  # a plain Parquet file, of another engine
+    wide = pa.table({f"c{i}": [i] for i in range(1000)})  # a footer past the first probe
+    payload = table_module.encode_data_file(wide)[0]
+    assert int.from_bytes(payload[-8:-4], "little") > table_module._FOOTER_PROBE
+    async with aiostore.open_storage(uri, **options) as storage:
+        await storage.put(own, payload)
+        await storage.put(other, sink.getvalue())
+        await storage.put("README.md", b"# my table\n")
+    async with aiostore.open_table(uri, storage_options=options) as table:
+        await table.append(pa.table({"a": [2]}))
+        report = await table.expire_snapshots(keep_for=timedelta(0), dry_run=False)
+        assert report.data_files == [own]
+        assert report.foreign_files == sorted(["README.md", other])
+        assert (await table.read(output="arrow")).column("a").to_pylist() == [2]
+    async with aiostore.open_storage(uri, **options) as storage:
+        keys = [info.key async for info in storage.list()]
+    assert own not in keys and other in keys and "README.md" in keys

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 
 import aiostore
 from aiostore import errors
+from aiostore.tables.table import encode_data_file
 
 pytestmark = pytest.mark.asyncio
 
@@ -144,9 +146,11 @@ async def test_expire_snapshots(tmp_path: Path) -> None:
         for i in range(4):
             await table.overwrite(pd.DataFrame({"a": [i]}))
         await table.append(pd.DataFrame({"a": [10]}))
-        (uri / "part-00000-orphan-recent.snappy.parquet").write_bytes(b"in flight")
-        old_orphan = uri / "part-00000-orphan-old.snappy.parquet"
-        old_orphan.write_bytes(b"failed commit")
+        payload, _ = encode_data_file(pa.table({"a": [99]}))  # what a failed commit leaves
+        recent = uri / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        recent.write_bytes(payload)  # in flight
+        old_orphan = uri / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        old_orphan.write_bytes(payload)
         os.utime(old_orphan, (1e9, 1e9))
         files_before = sorted(os.listdir(uri))
         report = await table.expire_snapshots(keep_for=timedelta(0), keep_last=2)
@@ -154,10 +158,12 @@ async def test_expire_snapshots(tmp_path: Path) -> None:
         assert report.oldest_kept == 3
         assert sorted(os.listdir(uri)) == files_before  # a dry run
         assert old_orphan.name in report.data_files
-        assert "part-00000-orphan-recent.snappy.parquet" not in report.data_files
+        assert recent.name not in report.data_files
         assert len(report.data_files) == 4  # versions 0, 1, 2's files + the old orphan
+        assert report.foreign_files == []
         done = await table.expire_snapshots(keep_for=timedelta(0), keep_last=2, dry_run=False)
         assert done.data_files == report.data_files and done.log_files == report.log_files
+        assert recent.exists() and not old_orphan.exists()
         assert sorted((await table.read())["a"]) == [3, 10]
         assert list((await table.read(version=3))["a"]) == [3]
         with pytest.raises(errors.VersionNotFoundError, match="expired"):
@@ -309,3 +315,33 @@ async def test_checkpoints_drop_tombstones_past_the_retention() -> None:
     back = decode_checkpoint(encode_checkpoint(snapshot), 3)
     assert list(back.files) == ["live.parquet"]
     assert list(back.removed) == ["recent.parquet"]
+
+
+async def test_expiry_never_deletes_files_aiostore_did_not_write(tmp_path: Path) -> None:
+    # files in the table's folder that no log entry ever referenced: only an orphan aiostore
+    # provably wrote (its name and the marker in its footer) may go; the others are reported
+    import pyarrow.parquet as pq
+
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri)) as table:
+        await table.append(pd.DataFrame({"a": [1]}))
+        await table.overwrite(pd.DataFrame({"a": [2]}))
+        foreign_parquet = uri / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        pq.write_table(pa.table({"a": [7]}), foreign_parquet)  # e.g. another engine's file
+        notes = uri / "notes.txt"
+        notes.write_text("the user's own notes")
+        garbage = uri / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        garbage.write_bytes(b"not parquet at all")
+        own_orphan = uri / f"part-00000-{uuid.uuid4()}-c000.snappy.parquet"
+        own_orphan.write_bytes(encode_data_file(pa.table({"a": [9]}))[0])
+        for path in (foreign_parquet, notes, garbage, own_orphan):
+            os.utime(path, (1e9, 1e9))
+        contents = {p: p.read_bytes() for p in (foreign_parquet, notes, garbage)}
+        report = await table.expire_snapshots(keep_for=timedelta(0), dry_run=False)
+        assert report.expired_versions == [0]
+        assert report.foreign_files == sorted([foreign_parquet.name, notes.name,
+                                               garbage.name])
+        assert own_orphan.name in report.data_files and not own_orphan.exists()
+        for path, data in contents.items():
+            assert path.read_bytes() == data
+        assert list((await table.read())["a"]) == [2]
