@@ -667,8 +667,13 @@ class Table:
                 candidate = v
             keep_from = max(first, min(candidate, oldest))
             expired = [v for v in commits if v < keep_from]
-            log_files = [commit_key(v) for v in expired] + \
-                [log.checkpoint_key(v) for v in checkpoints if v < keep_from]
+            # the old checkpoints go before the commits: a _last_checkpoint still naming one
+            # (a pointer left behind by a failed or lagging write) must never lead a reader
+            # to replay from it into a gap of deleted commits and take that checkpoint for the
+            # latest version — a writer would then "commit" a version that already exists
+            # under the newer checkpoints. A missing checkpoint sends readers to the listing.
+            log_files = [log.checkpoint_key(v) for v in checkpoints if v < keep_from] + \
+                [commit_key(v) for v in expired]
             kept = await load_snapshot(self._storage, keep_from)
             referenced = set(kept.files)
             for v in range(keep_from + 1, latest + 1):

@@ -345,3 +345,35 @@ async def test_expiry_never_deletes_files_aiostore_did_not_write(tmp_path: Path)
         for path, data in contents.items():
             assert path.read_bytes() == data
         assert list((await table.read())["a"]) == [2]
+
+
+async def test_interrupted_expiry_never_leaves_a_stale_checkpoint_pointer_before_a_gap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # _last_checkpoint still names checkpoint 2 (a lagging writer's pointer) while checkpoint 4
+    # is the newest; expiry keeps 4.. and is interrupted: replaying from checkpoint 2 into the
+    # deleted commits 3.. would take version 2 for the latest, and an append would "commit" a
+    # version 3 that no reader of the real table ever sees
+    from aiostore.storage.local import LocalStorage
+
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri), checkpoint_interval=2) as table:
+        for i in range(6):
+            await table.append(pd.DataFrame({"a": [i]}))
+    assert "00000000000000000004.checkpoint.parquet" in _log(uri)
+    pointer = uri / "_delta_log" / "_last_checkpoint"
+    pointer.write_text(json.dumps({"version": 2, "size": 4}))
+    real_delete = LocalStorage.delete
+
+    async def delete(self: LocalStorage, key: str) -> None:
+        if key.endswith("00000000000000000002.checkpoint.parquet"):
+            raise errors.StorageUnavailableError(5, "interrupted")
+        await real_delete(self, key)
+
+    monkeypatch.setattr(LocalStorage, "delete", delete)
+    async with aiostore.open_table(str(uri)) as table:
+        with pytest.raises(errors.StorageUnavailableError):
+            await table.expire_snapshots(keep_for=timedelta(0), keep_last=2, dry_run=False)
+    async with aiostore.open_table(str(uri)) as again:
+        assert again.version == 5
+        assert await again.append(pd.DataFrame({"a": [6]})) == 6
+        assert sorted((await again.read())["a"]) == list(range(7))
