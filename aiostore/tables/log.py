@@ -25,7 +25,12 @@ from urllib.parse import unquote
 import pyarrow as pa
 
 from .._io.offload import run_sync
-from ..errors import NotFoundError, UnsupportedTableError, VersionNotFoundError
+from ..errors import (
+    NotFoundError,
+    PreconditionFailedError,
+    UnsupportedTableError,
+    VersionNotFoundError,
+)
 from ..storage import Storage
 
 __all__ = ["LOG", "Snapshot", "commit_key", "load_snapshot", "read_commit"]
@@ -37,6 +42,7 @@ WRITER_VERSION = 2
 #: tombstones (``remove`` actions) older than this are left out of checkpoints, as with
 #: Delta's default ``delta.deletedFileRetentionDuration`` of one week
 TOMBSTONE_RETENTION_MS = 7 * 24 * 3600 * 1000
+_POINTER_ATTEMPTS = 10  # compare-and-swap rounds of _last_checkpoint before leaving it be
 
 
 def commit_key(version: int) -> str:
@@ -277,15 +283,42 @@ _ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "dataChang
 async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
                            point_last: bool = True) -> None:
     """Write the checkpoint of ``snapshot`` and (``point_last``) point ``_last_checkpoint``
-    at it."""
+    at it.
+
+    The checkpoint is created, never replaced: one that exists at that version (another
+    writer's, or another engine's) is left as it is, and so is the pointer. The pointer only
+    moves forward: a compare-and-swap that leaves it alone if it names a newer checkpoint
+    already (a writer that lagged behind must not send readers back to an older one)."""
     data = await run_sync(encode_checkpoint, snapshot)
-    await storage.put(checkpoint_key(snapshot.version), data)
+    try:
+        await storage.put(checkpoint_key(snapshot.version), data, if_none_match=True)
+    except PreconditionFailedError:
+        return
     if not point_last:
         return
     size = 2 + len(snapshot.txns) + len(snapshot.files) + len(snapshot.removed)
-    last = {"version": snapshot.version, "size": size, "sizeInBytes": len(data),
-            "numOfAddFiles": len(snapshot.files)}
-    await storage.put(LAST_CHECKPOINT, json.dumps(last).encode())
+    last = json.dumps({"version": snapshot.version, "size": size, "sizeInBytes": len(data),
+                       "numOfAddFiles": len(snapshot.files)}).encode()
+    for _ in range(_POINTER_ATTEMPTS):
+        try:
+            etag = (await storage.head(LAST_CHECKPOINT)).etag
+        except NotFoundError:
+            etag = None
+        if etag is not None:
+            try:
+                current = json.loads(await storage.get(LAST_CHECKPOINT))
+                if int(current["version"]) >= snapshot.version:
+                    return
+            except NotFoundError:
+                continue  # removed meanwhile: look again
+            except (ValueError, KeyError, TypeError):
+                pass  # unreadable: readers ignore it, so replacing it loses nothing
+        try:
+            await storage.put(LAST_CHECKPOINT, last, if_none_match=etag is None,
+                              if_match=etag)
+            return
+        except PreconditionFailedError:
+            continue  # changed meanwhile: look again
 
 
 async def _load_checkpoint(storage: Storage, version: int) -> Snapshot:

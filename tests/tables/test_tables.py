@@ -377,3 +377,29 @@ async def test_interrupted_expiry_never_leaves_a_stale_checkpoint_pointer_before
         assert again.version == 5
         assert await again.append(pd.DataFrame({"a": [6]})) == 6
         assert sorted((await again.read())["a"]) == list(range(7))
+
+
+async def test_checkpoints_are_created_never_replaced_and_the_pointer_only_moves_forward(
+        tmp_path: Path) -> None:
+    from aiostore.tables import log
+
+    uri = tmp_path / "t"
+    async with aiostore.open_table(str(uri), checkpoint_interval=0) as table:
+        for i in range(6):
+            await table.append(pd.DataFrame({"a": [i]}))
+    pointer = uri / "_delta_log" / "_last_checkpoint"
+    async with aiostore.open_storage(str(uri)) as storage:
+        newer = await log.load_snapshot(storage, 4)
+        older = await log.load_snapshot(storage, 2)
+        await log.write_checkpoint(storage, newer)
+        assert json.loads(pointer.read_text())["version"] == 4
+        await log.write_checkpoint(storage, older)  # a writer that lagged behind
+        assert "00000000000000000002.checkpoint.parquet" in _log(uri)
+        assert json.loads(pointer.read_text())["version"] == 4
+        theirs = uri / "_delta_log" / "00000000000000000004.checkpoint.parquet"
+        data = theirs.read_bytes()
+        os.utime(theirs, (1e9, 1e9))
+        await log.write_checkpoint(storage, newer)  # one exists: left as it is
+        assert theirs.read_bytes() == data and theirs.stat().st_mtime == 1e9
+    async with aiostore.open_table(str(uri)) as again:
+        assert again.version == 5
