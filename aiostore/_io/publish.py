@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from ..errors import (
     AlreadyExistsError,
     CorruptionError,
+    InvalidArgumentError,
     IsADirectoryTargetError,
     NotFoundError,
     storage_error,
@@ -79,6 +80,11 @@ class TempFile:
         self.durable = durable
         self.synced = False  # set once its fsync succeeded
         self.target, existing = resolve_target(fs, path)
+        if TEMP_NAME.match(os.path.basename(self.target)):
+            # the temp names are aiostore's alone: sweep_temp_files removes them, so a file
+            # published under one would be swept as a dead writer's temp file
+            raise InvalidArgumentError(f"{self.target}: names of the form .<name>.<pid>.<8 hex>"
+                                       f"{TEMP_SUFFIX} are reserved for aiostore's temp files")
         if existing is not None and not overwrite:
             raise AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False",
                                      self.target)

@@ -227,3 +227,18 @@ async def test_failed_directory_fsync_is_a_durability_error(tmp_path: Path,
     faulty.fail("fsync_dir")
     with pytest.raises(errors.DurabilityError, match="may not survive a crash"):
         await aiostore.write_bytes(tmp_path / "f", b"new")
+
+
+async def test_temp_file_names_are_refused_as_targets(tmp_path: Path) -> None:
+    # a file published under a temp name would be taken for a dead writer's temp file and
+    # removed by sweep_temp_files: the names are aiostore's alone
+    from datetime import timedelta
+
+    target = tmp_path / ".report.csv.123.0123abcd.aiostore-tmp"
+    with pytest.raises(errors.InvalidArgumentError, match="reserved"):
+        await aiostore.write_bytes(target, b"the user's data")
+    with pytest.raises(errors.InvalidArgumentError, match="reserved"):
+        async with aiostore.atomic_open(target, "wb", buffer_size=1) as f:
+            await f.write(b"the user's data")
+    assert not target.exists()
+    assert await aiostore.sweep_temp_files(tmp_path, older_than=timedelta(0)) == 0
