@@ -269,7 +269,7 @@ async def test_rtrim_ltrim_drop_index_with_overwrite(tmp_path: Path) -> None:
     locs = await _fill(db, 10)
 
     # rtrim takes an item's position (aiodiskdb's byte offsets, 0 included, are refused)
-    with pytest.raises(errors.InvalidLocationError, match="segment header.*drop_index") as exc:
+    with pytest.raises(errors.InvalidLocationError, match=r"segment header.*drop_index") as exc:
         await db.rtrim(0, 0)
     assert "trimmed already" not in str(exc.value)
     with pytest.raises(errors.SafetyCheckError):

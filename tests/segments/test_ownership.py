@@ -63,7 +63,7 @@ async def test_a_flush_that_rolls_over_notices_the_sealed_segment_was_replaced(
         os.replace(tmp_path / "copy", seg)
         for _ in range(40):  # fills segment 0 and rolls over to segment 1 in one flush
             await db.add(b"y" * 100)
-        with pytest.raises(errors.DatabaseFailedError, match="data00000.dat was removed or "
+        with pytest.raises(errors.DatabaseFailedError, match=r"data00000\.dat was removed or "
                                                              "replaced"):
             await db.flush()
     finally:
@@ -84,11 +84,11 @@ async def test_a_foreign_file_at_a_segment_name_is_neither_dropped_nor_trimmed(
         victim = next(loc for loc in locs if loc.index == 1)
         for call in (db.drop_index(1), db.rtrim(1, victim.position),
                      db.ltrim(1, victim.position)):
-            with pytest.raises(errors.CorruptionError, match="data00001.dat is not an aiostore"):
+            with pytest.raises(errors.CorruptionError, match=r"data00001\.dat is not an aiostore"):
                 await call
-        with pytest.raises(errors.CorruptionError, match="data00001.dat"):
+        with pytest.raises(errors.CorruptionError, match=r"data00001\.dat"):
             await db.read(victim)
-        with pytest.raises(errors.CorruptionError, match="data00001.dat"):
+        with pytest.raises(errors.CorruptionError, match=r"data00001\.dat"):
             await db.read_many([victim])
         assert _files(tmp_path) == before
         assert await db.read(locs[0]) == b"item 0" + b"." * 200
@@ -123,7 +123,7 @@ async def test_trims_report_bytes_on_disk_and_payload_bytes(tmp_path: Path) -> N
         dropped: list[DBEvent] = []
         db.events.on_index_drop = dropped.append
 
-        size = os.path.getsize(tmp_path / "data00000.dat")
+        size = (tmp_path / "data00000.dat").stat().st_size
         cut = await db.rtrim(0, locs[8].position)  # two items, then the transaction
         assert isinstance(cut, TrimResult) and isinstance(cut, int)
         assert (cut.items, cut.payload_bytes) == (3, 6 + 6 + 16)
