@@ -499,7 +499,7 @@ def _destroy(fs: FileSystem, path: str, prefix: str, padding: int) -> None:
                 db_id = check_header(head, full, index, db_id).db_id
             except CorruptionError:
                 if not (index == newest and size <= SEGMENT_HEADER_SIZE
-                        and interrupted_header(head, index)):  # (what recovery would remove)
+                        and interrupted_header(head, index, db_id)):  # (what recovery would remove)
                     foreign.append(name)
                     continue
             ours.add(name)

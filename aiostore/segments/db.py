@@ -1083,8 +1083,10 @@ class SegmentDB:
                     await self._open_read_fd(index)
                 still = []
                 for i, loc in misses:
-                    raw = self._fs.pread_nowait(self._read_fds[loc.index],
-                                                RECORD_HEADER_SIZE + loc.size, loc.position)
+                    # (opening one may have evicted another: that item is then still a miss)
+                    fd = self._read_fds.get(loc.index)
+                    raw = None if fd is None else self._fs.pread_nowait(
+                        fd, RECORD_HEADER_SIZE + loc.size, loc.position)
                     if raw is None:
                         still.append((i, loc))
                     else:

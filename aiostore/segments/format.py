@@ -127,23 +127,27 @@ class SegmentHeader:
         return cls(index=index, db_id=uuid.UUID(bytes=raw_id), version=version)
 
 
-def interrupted_header(data: bytes, index: int) -> bool:
+def interrupted_header(data: bytes, index: int, db_id: uuid.UUID | None = None) -> bool:
     """Whether ``data`` — a whole segment file shorter than its header, or one whose bytes are
     all zero — is what a crash can leave of creating segment ``index``: the header is written
     by one ``write`` and fsynced before anything else, so such a file holds nothing but a
     prefix of that header (or zeros, where the size reached the disk and the data did not).
 
-    Anything else (other bytes, or more of them) was not written by aiostore's creation of
-    this segment, and must never be removed as if it were."""
+    Anything else (other bytes, or more of them; with ``db_id``, another database's id) was
+    not written by aiostore's creation of this segment, and must never be removed as if it
+    were."""
     if len(data) > SEGMENT_HEADER_SIZE:
         return False
     if not data.strip(b"\0"):
         return True
     if len(data) == SEGMENT_HEADER_SIZE:
         return False  # a whole header that does not verify: not an interrupted creation
-    # magic, version, flags and index are known; the database id and the checksum are not
-    known = SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, 0, index, bytes(16))[:12]
-    return data[:12] == known[:len(data)]
+    # magic, version, flags and index are known, and the database id when ``db_id`` is given;
+    # the checksum is not (it is the last field: a prefix that reaches it is whole but for it)
+    known = SEGMENT_HEADER.pack(SEGMENT_MAGIC, FORMAT_VERSION, 0, index,
+                                db_id.bytes if db_id is not None else bytes(16))
+    upto = SEGMENT_HEADER.size if db_id is not None else 12
+    return data[:upto] == known[:min(len(data), upto)]
 
 
 @dataclass(frozen=True)

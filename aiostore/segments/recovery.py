@@ -177,7 +177,12 @@ def _open_locked(fs: FileSystem, path: str, prefix: str, padding: int, create: b
         if SegmentHeader.parse(head) is not None:
             check_header(head, full, last, db_id)
             break
-        if removed or size > SEGMENT_HEADER_SIZE or not interrupted_header(head, last):
+        owner = db_id
+        if owner is None and len(segments) > 1:  # the first segment tells whose it would be
+            first = SegmentHeader.parse(_read_head(fs, os.path.join(path, segments[min(
+                segments)]))[0])
+            owner = first.db_id if first is not None else None
+        if removed or size > SEGMENT_HEADER_SIZE or not interrupted_header(head, last, owner):
             check_header(head, full, last, db_id)  # raises, naming the file
         if read_only:  # the writer is creating it right now: not there yet
             del segments[last]

@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pytest
 
 from aiostore import DBEvent, SegmentDB, TrimResult, errors
-from aiostore.segments.format import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, record_header
+from aiostore.segments.format import (
+    RECORD_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE,
+    SegmentHeader,
+    record_header,
+)
 
 pytestmark = pytest.mark.asyncio
 
@@ -155,3 +161,25 @@ async def test_ltrim_proves_its_position_is_a_record_boundary(tmp_path: Path) ->
             await db.ltrim(0, fake)
         assert await db.read(loc) == payload
         assert (await db.ltrim(0, after.position)).payload_bytes == len(payload)
+
+
+async def test_a_header_prefix_of_another_database_is_not_an_interrupted_creation(
+        tmp_path: Path) -> None:
+    async with SegmentDB(tmp_path, max_file_size=4096) as db:
+        for i in range(30):
+            await db.add(b"item %d" % i + b"." * 200)
+        newest = db._index
+        db_id = db._db_id
+    assert db_id is not None
+    stranger = SegmentHeader(index=newest + 1, db_id=uuid.uuid4()).to_bytes()[:24]
+    (tmp_path / f"data{newest + 1:05d}.dat").write_bytes(stranger)
+    before = _files(tmp_path)
+    with pytest.raises(errors.CorruptionError, match=rf"data{newest + 1:05d}\.dat"):
+        await SegmentDB(tmp_path, max_file_size=4096).start()
+    assert _files(tmp_path) == before
+    # the same prefix with this database's id is what a crash leaves: removed, and it opens
+    mine = SegmentHeader(index=newest + 1, db_id=db_id).to_bytes()[:24]
+    (tmp_path / f"data{newest + 1:05d}.dat").write_bytes(mine)
+    async with SegmentDB(tmp_path, max_file_size=4096) as db:
+        assert len([x async for x in db.scan()]) == 30
+    assert not (tmp_path / f"data{newest + 1:05d}.dat").exists()
