@@ -42,7 +42,7 @@ from ..errors import (
     OverwriteDisabledError,
 )
 from ..segments import trim
-from ..segments.db import SegmentDB
+from ..segments.db import SegmentDB, TrimResult
 from ..segments.events import DBEvent
 from ..segments.format import (
     FLUSH_MARKER_SIZE,
@@ -367,14 +367,14 @@ class AioDiskDB:
     async def rtrim(self, index: int, trim_from: int, safety_check: Buffer = b"") -> int:
         """Remove the item at position ``trim_from`` of segment ``index`` and everything after
         it in that segment; return the payload bytes removed (the sum of the removed items'
-        sizes, as aiodiskdb; the bytes freed on disk, framing included, are
-        ``(await db.segmentdb.rtrim(...))`` itself).
+        sizes, as aiodiskdb; ``db.segmentdb.rtrim(...)`` returns the bytes freed on disk,
+        framing included). The range removed is read once to count it.
 
         ``trim_from`` must be an item's ``location.position`` (not an aiodiskdb byte offset;
         ``0`` is not a position: use :meth:`drop_index`). ``safety_check`` must match the
         start of the removed data. The segment is sealed: later adds go to a new segment.
         """
-        return (await self._db.rtrim(index, trim_from, safety_check)).payload_bytes
+        return _payload(await self._db.rtrim(index, trim_from, safety_check, count=True))
 
     async def ltrim(self, index: int, trim_to: int, safety_check: Buffer = b"") -> int:
         """Remove everything in segment ``index`` before the item at position ``trim_to``;
@@ -383,7 +383,7 @@ class AioDiskDB:
         ``trim_to`` must be an item's ``location.position``; ``safety_check`` must match the
         end of the removed data.
         """
-        return (await self._db.ltrim(index, trim_to, safety_check)).payload_bytes
+        return _payload(await self._db.ltrim(index, trim_to, safety_check, count=True))
 
     async def drop_index(self, index: int) -> int:
         """Delete segment ``index``; return the payload bytes of its items (as aiodiskdb) and
@@ -392,7 +392,7 @@ class AioDiskDB:
         Index numbers are never reused: dropping the segment receiving adds moves later adds
         to a new segment.
         """
-        return (await self._db.drop_index(index)).payload_bytes
+        return _payload(await self._db.drop_index(index, count=True))
 
     async def destroy_db(self) -> bool:
         """Delete the database directory and everything in it; return ``True``.
@@ -431,7 +431,8 @@ class AioDiskDB:
 
     def _fire_index_drop(self, event: DBEvent) -> Awaitable[Any] | None:
         hook = self._events.on_index_drop
-        return hook(event.timestamp, event.index, event.payload) if hook is not None else None
+        size = event.payload if event.payload is not None else event.size  # (uncounted drop)
+        return hook(event.timestamp, event.index, size) if hook is not None else None
 
     def _fire_write(self, event: DBEvent) -> Awaitable[Any] | None:
         hook = self._events.on_write
@@ -441,6 +442,12 @@ class AioDiskDB:
         return hook(event.timestamp, WriteEvent(index=first.index, position=first.position,
                                                 size=event.size, count=event.count,
                                                 last=event.last))
+
+
+def _payload(result: TrimResult) -> int:
+    """aiodiskdb's figure for a trim: the payload bytes removed (counted by the trim)."""
+    assert result.payload_bytes is not None
+    return result.payload_bytes
 
 
 def _positive_mb(name: str, value: object) -> float:

@@ -113,13 +113,14 @@ class TrimResult(int):
 
     Its value, as an ``int``, is the bytes freed on disk — payloads and framing (record
     headers, flush markers, transaction commit records) — as these methods always returned.
-    :attr:`payload_bytes` is the sum of the removed items' sizes (what aiodiskdb's trims
-    return) and :attr:`items` their number."""
+    With ``count=True``, :attr:`payload_bytes` is the sum of the removed items' sizes (what
+    aiodiskdb's trims return) and :attr:`items` their number; otherwise both are None."""
 
-    items: int
-    payload_bytes: int
+    items: int | None
+    payload_bytes: int | None
 
-    def __new__(cls, freed: int, items: int = 0, payload_bytes: int = 0) -> TrimResult:
+    def __new__(cls, freed: int, items: int | None = None, payload_bytes: int | None = None
+                ) -> TrimResult:
         """``freed`` bytes on disk, ``items`` items of ``payload_bytes`` bytes in all."""
         self = super().__new__(cls, freed)
         self.items = items
@@ -811,11 +812,12 @@ class SegmentDB:
         """Refuse :meth:`rtrim`, :meth:`ltrim` and :meth:`drop_index` again (the default)."""
         self._overwrite = False
 
-    async def rtrim(self, index: int, position: int, safety_check: Buffer = b""
-                    ) -> TrimResult:
+    async def rtrim(self, index: int, position: int, safety_check: Buffer = b"", *,
+                    count: bool = False) -> TrimResult:
         """Remove the item at ``position`` of segment ``index`` and everything after it in that
-        segment; return a :class:`TrimResult`: the bytes freed on disk (an ``int``), with the
-        number of items removed and their payload bytes.
+        segment; return a :class:`TrimResult`: the bytes freed on disk (an ``int``); with
+        ``count=True`` also the number of items removed and their payload bytes (it then reads
+        the whole range removed: time in proportion to its size).
 
         ``position`` must be an item's position (``loc.position``); ``safety_check``, if given,
         must equal the first bytes of the data removed (the items' payloads, in order). The
@@ -835,12 +837,13 @@ class SegmentDB:
         Cancellation: while it waits for earlier adds to flush, nothing changes; once the trim
         has started, it completes, and then the cancellation is raised.
         """
-        return await self._trim(trim.TrimOp("rtrim", index, position), safety_check)
+        return await self._trim(trim.TrimOp("rtrim", index, position), safety_check, count)
 
-    async def ltrim(self, index: int, position: int, safety_check: Buffer = b""
-                    ) -> TrimResult:
+    async def ltrim(self, index: int, position: int, safety_check: Buffer = b"", *,
+                    count: bool = False) -> TrimResult:
         """Remove everything before the item at ``position`` of segment ``index``; return a
-        :class:`TrimResult` (bytes freed on disk; items and payload bytes removed).
+        :class:`TrimResult` (bytes freed on disk; with ``count=True`` the items and payload
+        bytes removed, and every record before ``position`` is walked).
 
         Locations do not move: the space is freed by punching a hole in the file
         (``fallocate(FALLOC_FL_PUNCH_HOLE)``), or, where the file system cannot, by rewriting
@@ -849,11 +852,12 @@ class SegmentDB:
         item just before ``position``). Durability, concurrency, errors and cancellation as
         for :meth:`rtrim`.
         """
-        return await self._trim(trim.TrimOp("ltrim", index, position), safety_check)
+        return await self._trim(trim.TrimOp("ltrim", index, position), safety_check, count)
 
-    async def drop_index(self, index: int) -> TrimResult:
+    async def drop_index(self, index: int, *, count: bool = False) -> TrimResult:
         """Delete segment ``index`` whole; return a :class:`TrimResult` (bytes freed on disk;
-        items and payload bytes removed). Fires ``on_index_drop``.
+        with ``count=True`` the items and payload bytes removed, read from the file first).
+        Fires ``on_index_drop``.
 
         The file must carry this database's segment header: a foreign file at that name raises
         :class:`~aiostore.errors.CorruptionError` naming it and is left as it is (so is any
@@ -863,9 +867,9 @@ class SegmentDB:
         dropping the segment receiving adds moves later adds to a new segment. Durability,
         concurrency, errors and cancellation as for :meth:`rtrim`.
         """
-        return await self._trim(trim.TrimOp("drop", index), b"")
+        return await self._trim(trim.TrimOp("drop", index), b"", count)
 
-    async def _trim(self, op: trim.TrimOp, safety_check: Buffer) -> TrimResult:
+    async def _trim(self, op: trim.TrimOp, safety_check: Buffer, count: bool) -> TrimResult:
         self._check_writable()
         for name, value in (("index", op.index), ("position", op.position)):
             if isinstance(value, bool) or not isinstance(value, int):
@@ -895,13 +899,13 @@ class SegmentDB:
                         op.position < self._trims.starts.get(op.index, SEGMENT_HEADER_SIZE):
                     raise InvalidLocationError(f"position {op.position} of segment {op.index} "
                                                "was trimmed already")
-                result: TrimResult = await _uncancellable(self._trim_hop(op, check))
+                result: TrimResult = await _uncancellable(self._trim_hop(op, check, count))
                 return result
             finally:
                 self._gate = None
                 gate.set_result(None)
 
-    async def _trim_hop(self, op: trim.TrimOp, check: bytes) -> TrimResult:
+    async def _trim_hop(self, op: trim.TrimOp, check: bytes, count: bool) -> TrimResult:
         """Validate, log and apply ``op`` in one worker hop, then update the state on the loop.
         Runs to completion once started (the caller shields it)."""
         fs, writer = self._fs, self._writer
@@ -919,7 +923,7 @@ class SegmentDB:
                 with step("fstat segment", path):
                     size = fs.fstat(fd).st_size
                 start = state.starts.get(op.index, SEGMENT_HEADER_SIZE)
-                removed = check_trim(fs, fd, path, op, check, start, size)
+                removed = check_trim(fs, fd, path, op, check, start, size, count=count)
                 if op.kind == "ltrim" and op.position == start:
                     return state, removed, False  # nothing before it: nothing to do
                 new = state.after(op, removed.freed, current, db_id)
@@ -956,7 +960,7 @@ class SegmentDB:
         if op.kind == "drop":
             self.events.fire(DBEvent("index_drop", f"dropped segment {op.index} "
                                      f"({freed} bytes)", index=op.index, size=freed,
-                                     count=removed.items, payload=removed.payload_bytes))
+                                     count=removed.items or 0, payload=removed.payload_bytes))
         return TrimResult(freed, removed.items, removed.payload_bytes)
 
     async def _pass_gate(self) -> None:

@@ -24,7 +24,8 @@ class DBEvent:
     ``kind`` is ``"start"``, ``"stop"``, ``"write"``, ``"failure"`` or ``"index_drop"``.
     For ``"write"``: ``first``/``last`` are the first and last locations persisted and ``count``
     how many items; for ``"failure"``: ``error``; for ``"index_drop"``: ``index``, ``size``
-    (bytes freed on disk), ``count`` (items) and ``payload`` (their payload bytes).
+    (bytes freed on disk) and, when the drop counted them, ``count`` (items) and ``payload``
+    (their payload bytes).
     """
 
     kind: str
@@ -36,9 +37,9 @@ class DBEvent:
     size: int = 0
     index: int | None = None
     error: BaseException | None = None
-    #: for ``"index_drop"``: the payload bytes of the items dropped (``size`` counts framing
-    #: too; ``count`` is the number of items)
-    payload: int = 0
+    #: for ``"index_drop"`` with ``count=True``: the payload bytes of the items dropped
+    #: (``size`` counts framing too; ``count`` is the number of items); None otherwise
+    payload: int | None = None
 
 
 class Events:

@@ -1,15 +1,14 @@
 """Validating a trim before it changes anything, and measuring what it removes.
 
-A trim names a position; before the trim log is written this module proves, by walking the
-records of the range the trim removes, that the position is an item's and that the optional
-``safety_check`` matches the data removed, and it counts what is removed: bytes on disk,
-items and their payload bytes (what aiodiskdb reports). Blocking; runs inside the trim's one
-worker hop. It reads segments and never writes them.
+A trim names a position; before the trim log is written this module proves that the position
+is an intact item's and that the optional ``safety_check`` matches the data removed, and
+measures what is removed: bytes on disk always, and — on request, since it reads the whole
+range removed — the items and their payload bytes (what aiodiskdb reports). Blocking; runs
+inside the trim's one worker hop. It reads segments and never writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .._io.base import FileSystem
@@ -23,9 +22,6 @@ from .format import (
     RECORD_MAGIC,
     SEGMENT_HEADER_SIZE,
     BadRecord,
-    Record,
-    check_record,
-    iter_records,
     record_crc,
 )
 
@@ -36,27 +32,31 @@ _CHUNK = 4 << 20
 
 @dataclass(frozen=True)
 class Removed:
-    """What a trim takes away: bytes on disk (framing included), items, their payload bytes."""
+    """What a trim takes away: bytes on disk (framing included); items and their payload bytes
+    when they were counted (None otherwise)."""
 
     freed: int
-    items: int
-    payload_bytes: int
+    items: int | None = None
+    payload_bytes: int | None = None
 
 
 def check_trim(fs: FileSystem, fd: int, path: str, op: trim.TrimOp, check: bytes, start: int,
-               size: int) -> Removed:
+               size: int, *, count: bool) -> Removed:
     """Verify ``op`` against the segment open at ``fd`` (live from ``start``, ``size`` bytes
-    long) and measure what it removes; raise before anything changes.
+    long) and measure what it removes (``count``: the items and payload bytes too); raise
+    before anything changes.
 
-    ``rtrim``/``ltrim``: ``op.position`` must be an intact item's position (an ``ltrim`` walks
-    every record before it, which proves it is a record boundary); ``check`` must equal the
-    first (``rtrim``) or last (``ltrim``) payload bytes removed. ``drop``: nothing to verify.
-    Damaged records in the range removed end the count there; they do not stop the trim
-    (removing damage is a legitimate use) unless ``check`` cannot be verified through them."""
+    ``rtrim``/``ltrim``: ``op.position`` must be an intact item's position; ``check`` must
+    equal the first (``rtrim``) or last (``ltrim``) payload bytes removed. An ``ltrim`` with a
+    check or a count walks every record before the position, which also proves it is a record
+    boundary. ``drop``: nothing to verify. A count stops at a damaged record (removing damage
+    is a legitimate use); a check that cannot be verified through damage is an error."""
     pos = op.position
     where = f"position {pos} of segment {op.index}"
     if op.kind == "drop":
-        items, payload, _ = _measure(fs, fd, path, op.index, start, size, b"", strict=False)
+        if not count:
+            return Removed(size - (start - SEGMENT_HEADER_SIZE))
+        items, payload, _ = _walk(fs, fd, path, op.index, start, size, 0, strict=False)
         return Removed(size - (start - SEGMENT_HEADER_SIZE), items, payload)
     with step("read segment", path):
         head = fs.pread(fd, RECORD_HEADER_SIZE, pos) if pos >= SEGMENT_HEADER_SIZE else b""
@@ -70,68 +70,77 @@ def check_trim(fs: FileSystem, fd: int, path: str, op: trim.TrimOp, check: bytes
     if len(body) != length or record_crc(flags, body) != crc:
         raise InvalidLocationError(f"{where} is not the position of an intact item")
     if op.kind == "rtrim":
-        items, removed, first = _measure(fs, fd, path, op.index, pos, size, check, strict=False)
+        if not count and not check:
+            return Removed(size - pos)
+        items, payload, first = _walk(fs, fd, path, op.index, pos, size, len(check),
+                                      strict=False, enough=not count)
         if first != check:
             raise SafetyCheckError(f"rtrim of {where}: safety_check does not match the start "
                                    f"of the data it would remove ({first[:16]!r}...)")
-        return Removed(size - pos, items, removed)
-    items, removed, last = _measure(fs, fd, path, op.index, start, pos, check, strict=True,
-                                    tail=True)
+        return Removed(size - pos, items, payload) if count else Removed(size - pos)
+    if not count and not check:
+        return Removed(pos - start)
+    items, payload, last = _walk(fs, fd, path, op.index, start, pos, -len(check), strict=True)
     if check and last != check:
         raise SafetyCheckError(f"ltrim of {where}: safety_check does not match the end of "
                                f"the data it would remove (...{last[-16:]!r})")
-    return Removed(pos - start, items, removed)
+    return Removed(pos - start, items, payload) if count else Removed(pos - start)
 
 
-def _measure(fs: FileSystem, fd: int, path: str, index: int, begin: int, end: int, check: bytes,
-             *, strict: bool, tail: bool = False) -> tuple[int, int, bytes]:
-    """Items and payload bytes in ``[begin, end)``, and the first (or, ``tail``, last)
-    ``len(check)`` payload bytes there. Counting stops at the first damaged record. ``strict``:
-    a range that does not end on a record boundary is an error, and so is damage when there is
-    a ``check`` to verify."""
+def _walk(fs: FileSystem, fd: int, path: str, index: int, begin: int, end: int, keep: int, *,
+          strict: bool, enough: bool = False) -> tuple[int, int, bytes]:
+    """Walk the records of ``[begin, end)`` by their headers: the items, their payload bytes,
+    and the first ``keep`` (or, negative, the last ``-keep``) payload bytes. ``enough``: stop
+    once the first ``keep`` bytes are in hand.
+
+    It strides from header to header (the magic checked at each; checksums are not: a
+    count needs none, and a safety check compares the bytes themselves), reading 4 MiB at a
+    time. A bad header ends the walk; ``strict``: a range that does not end on a record
+    boundary is :class:`InvalidLocationError`, and a bad header with ``keep`` to verify
+    :class:`CorruptionError`."""
+    unpack = RECORD_HEADER.unpack_from
     items = payload = 0
-    want = len(check)
-    got = b""
+    got = bytearray()
+    at = begin
+    want = _CHUNK
     try:
-        for rec in _records(fs, fd, path, begin, end):
-            if rec.flags in ITEM_FLAGS:
-                items += 1
-                payload += len(rec.payload)
-                if want and tail:
-                    got = (got + bytes(rec.payload))[-want:]
-                elif len(got) < want:
-                    got += bytes(rec.payload[:want - len(got)])
+        while at < end:
+            with step("read segment", path):
+                buf = fs.pread(fd, min(want, end - at), at)
+            n = len(buf)
+            i = 0
+            while i + RECORD_HEADER_SIZE <= n:
+                magic, flags, length, _ = unpack(buf, i)
+                if magic != RECORD_MAGIC:
+                    raise BadRecord(at + i, "no record header")
+                stop = i + RECORD_HEADER_SIZE + length
+                if stop > n:
+                    break
+                if flags in ITEM_FLAGS:
+                    items += 1
+                    payload += length
+                    if keep < 0:
+                        got += buf[stop - min(length, -keep):stop]
+                        del got[:max(0, len(got) + keep)]
+                    elif len(got) < keep:
+                        got += buf[i + RECORD_HEADER_SIZE:min(stop, i + RECORD_HEADER_SIZE
+                                                             + keep - len(got))]
+                        if enough and len(got) >= keep:
+                            return items, payload, bytes(got)
+                i = stop
+            if i:
+                at += i
+                want = _CHUNK
+                continue
+            # no whole record in the chunk: one larger than it (read it whole), or cut off
+            need = RECORD_HEADER_SIZE + (unpack(buf, 0)[2] if n >= RECORD_HEADER_SIZE else 0)
+            if n < RECORD_HEADER_SIZE or at + need > end or need <= n:
+                raise BadRecord(at, "not a record boundary")
+            want = need
     except BadRecord as exc:
         if strict and exc.reason == "not a record boundary":
             raise InvalidLocationError(f"position {end} of segment {index} is not a record "
                                        "boundary") from None
-        if strict and want:  # the check cannot be verified through damage
+        if strict and keep:  # the check cannot be verified through damage
             raise CorruptionError(f"segment {index} ({path}): {exc}") from None
-    return items, payload, got
-
-
-def _records(fs: FileSystem, fd: int, path: str, begin: int, end: int) -> Iterator[Record]:
-    """The records of ``[begin, end)``, read in chunks; :class:`BadRecord` at damage, or when
-    the last record does not end exactly at ``end``."""
-    at = begin
-    while at < end:
-        with step("read segment", path):
-            buf = fs.pread(fd, min(_CHUNK, end - at), at)
-        consumed = 0
-        for rec in iter_records(buf, at):
-            consumed = rec.offset - at + RECORD_HEADER_SIZE + len(rec.payload)
-            yield rec
-        if consumed:
-            at += consumed
-            continue
-        # a record cut off by the chunk (larger than it), or by ``end``: read it whole
-        if len(buf) < RECORD_HEADER_SIZE:
-            raise BadRecord(at, "not a record boundary")
-        _, _, length, _ = RECORD_HEADER.unpack_from(buf)
-        need = RECORD_HEADER_SIZE + length
-        if at + need > end:
-            raise BadRecord(at, "not a record boundary")
-        with step("read segment", path):
-            whole = fs.pread(fd, need, at)
-        yield check_record(whole, 0, at)
-        at += need
+    return items, payload, bytes(got)

@@ -130,20 +130,37 @@ async def test_trims_report_bytes_on_disk_and_payload_bytes(tmp_path: Path) -> N
         db.events.on_index_drop = dropped.append
 
         size = (tmp_path / "data00000.dat").stat().st_size
-        cut = await db.rtrim(0, locs[8].position)  # two items, then the transaction
+        cut = await db.rtrim(0, locs[8].position, count=True)  # 2 items, then the transaction
         assert isinstance(cut, TrimResult) and isinstance(cut, int)
         assert (cut.items, cut.payload_bytes) == (3, 6 + 6 + 16)
         assert cut == size - locs[8].position  # on-disk bytes: framing and markers included
 
-        head = await db.ltrim(0, locs[3].position)
+        head = await db.ltrim(0, locs[3].position, count=True)
         assert (int(head), head.items, head.payload_bytes) == (
             locs[3].position - SEGMENT_HEADER_SIZE, 3, 18)
 
-        gone = await db.drop_index(0)
+        gone = await db.drop_index(0, count=True)
         assert (gone.items, gone.payload_bytes) == (5, 30)
         assert dropped[-1].count == 5 and dropped[-1].payload == 30
         assert dropped[-1].size == int(gone)
         assert repr(gone).startswith("TrimResult(")
+
+
+async def test_trims_count_only_when_asked(tmp_path: Path) -> None:
+    async with SegmentDB(tmp_path, max_file_size=4096) as db:
+        db.enable_overwrite()
+        locs = [await db.add(b"%03d" % i + b"." * 300) for i in range(30)]
+        await db.flush()
+        dropped: list[DBEvent] = []
+        db.events.on_index_drop = dropped.append
+        quick = await db.rtrim(0, locs[5].position)
+        assert quick > 0 and (quick.items, quick.payload_bytes) == (None, None)
+        big = [loc for loc in locs if loc.index == 1]
+        checked = await db.rtrim(1, big[1].position, safety_check=b"%03d" % locs.index(big[1]),
+                                 count=True)
+        assert (checked.items, checked.payload_bytes) == (len(big) - 1, 303 * (len(big) - 1))
+        await db.drop_index(2)
+        assert dropped[-1].payload is None and dropped[-1].size > 0
 
 
 async def test_ltrim_proves_its_position_is_a_record_boundary(tmp_path: Path) -> None:
@@ -158,9 +175,11 @@ async def test_ltrim_proves_its_position_is_a_record_boundary(tmp_path: Path) ->
         await db.flush()
         fake = loc.position + RECORD_HEADER_SIZE + 3
         with pytest.raises(errors.InvalidLocationError, match="not a record boundary"):
-            await db.ltrim(0, fake)
+            await db.ltrim(0, fake, count=True)
+        with pytest.raises(errors.InvalidLocationError, match="not a record boundary"):
+            await db.ltrim(0, fake, safety_check=b"tail")
         assert await db.read(loc) == payload
-        assert (await db.ltrim(0, after.position)).payload_bytes == len(payload)
+        assert (await db.ltrim(0, after.position, count=True)).payload_bytes == len(payload)
 
 
 async def test_a_header_prefix_of_another_database_is_not_an_interrupted_creation(
