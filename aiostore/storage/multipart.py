@@ -24,6 +24,7 @@ from ..errors import ClosedError, NotFoundError, PreconditionFailedError
 from .base import ObjectInfo, ObjectWriter
 from .retry import Ambiguous, call, translate
 from .s3 import prepare_body
+from .s3base import TOKEN_KEY
 
 if TYPE_CHECKING:
     from .s3 import S3Storage
@@ -97,7 +98,7 @@ class S3Writer(ObjectWriter):
         async def send() -> dict[str, Any]:
             response: dict[str, Any] = await client.create_multipart_upload(
                 Bucket=self.storage.bucket, Key=self.full,
-                Metadata={"aiostore-write": self.token})
+                Metadata={TOKEN_KEY: self.token})
             return response
 
         response = await call(self.options.retry, "create multipart upload", self.url, send)

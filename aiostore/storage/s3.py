@@ -24,27 +24,17 @@ from typing import Any
 
 from ..errors import (
     BucketNotFoundError,
-    InvalidArgumentError,
     NotFoundError,
     PreconditionFailedError,
 )
-from .base import (
-    Data,
-    ObjectInfo,
-    ObjectWriter,
-    Storage,
-    check_byte_range,
-    check_key,
-    check_prefix,
-)
-from .retry import Ambiguous, RetryPolicy, call
+from .base import Data, ObjectInfo, ObjectWriter, check_byte_range, check_prefix
+from .retry import Ambiguous, call
+from .s3base import INLINE, TOKEN_KEY, S3Options, S3StorageBase, join
+from .s3base import strip_etag as _strip
 
 __all__ = ["S3Options", "S3Storage"]
 
-_MiB = 1 << 20
-_READ_CHUNK = _MiB
-#: below this, copying and hashing a body on the event loop is cheaper than a thread hop
-_INLINE = 256 << 10
+_READ_CHUNK = 1 << 20
 
 
 def _md5(data: bytes) -> str:
@@ -78,76 +68,10 @@ async def prepare_body(body: bytes | bytearray | memoryview) -> tuple[io.BytesIO
         data = body if type(body) is bytes else b"".join([body])
         return _Body(data), _md5(data)
 
-    if len(body) < _INLINE:
+    if len(body) < INLINE:
         return work()
     result: tuple[io.BytesIO, str] = await run_sync(work)
     return result
-
-
-async def join(chunks: list[bytes]) -> bytes:
-    """``b"".join(chunks)``, in the worker pool when large (a large join releases the GIL)."""
-    from .._io.offload import run_sync
-
-    if len(chunks) == 1:
-        return chunks[0]
-    if sum(len(c) for c in chunks) < _INLINE:
-        return b"".join(chunks)
-    data: bytes = await run_sync(b"".join, chunks)
-    return data
-TOKEN_KEY = "aiostore-write"  # user metadata: the write token of a conditional put
-
-
-class S3Options:
-    """Validated ``storage_options`` for S3 (unknown names are an error).
-
-    Connection: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
-    ``aws_secret_access_key``, ``aws_session_token``, ``profile`` (otherwise the standard AWS
-    environment variables and config files apply, as resolved by aiobotocore),
-    ``addressing_style`` ("auto", "path", "virtual"), ``max_pool_connections`` (64),
-    ``connect_timeout`` / ``read_timeout`` (seconds). Behaviour: ``retries`` (attempts in all,
-    5), ``multipart_threshold`` (64 MiB), ``part_size`` (16 MiB, at least 5 MiB),
-    ``max_concurrency`` (parts or ranges in flight per call, 8).
-    """
-
-    _CLIENT = ("endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
-               "aws_session_token")
-
-    def __init__(self, options: Mapping[str, Any]) -> None:
-        known = {*self._CLIENT, "profile", "addressing_style", "max_pool_connections",
-                 "connect_timeout", "read_timeout", "retries", "multipart_threshold",
-                 "part_size", "max_concurrency"}
-        unknown = sorted(set(options) - known)
-        if unknown:
-            raise InvalidArgumentError(f"unknown storage_options {unknown}; known: "
-                                       f"{sorted(known)}")
-        self.client_kwargs = {k: options[k] for k in self._CLIENT if options.get(k) is not None}
-        self.profile: str | None = options.get("profile")
-        style = options.get("addressing_style", "auto")
-        if style not in ("auto", "path", "virtual"):
-            raise InvalidArgumentError(f"addressing_style must be 'auto', 'path' or 'virtual', "
-                                       f"not {style!r}")
-        self.addressing_style: str = style
-        self.max_pool_connections = _int(options, "max_pool_connections", 64, 1)
-        self.connect_timeout = _num(options, "connect_timeout", 10.0)
-        self.read_timeout = _num(options, "read_timeout", 60.0)
-        self.retry = RetryPolicy(_int(options, "retries", 5, 1))
-        self.multipart_threshold = _int(options, "multipart_threshold", 64 * _MiB, 5 * _MiB)
-        self.part_size = _int(options, "part_size", 16 * _MiB, 5 * _MiB)
-        self.max_concurrency = _int(options, "max_concurrency", 8, 1)
-
-
-def _int(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, not {value!r}")
-    return value
-
-
-def _num(options: Mapping[str, Any], name: str, default: float) -> float:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidArgumentError(f"{name} must be a positive number, not {value!r}")
-    return float(value)
 
 
 _SESSIONS: dict[str | None, Any] = {}
@@ -168,23 +92,12 @@ def _session(profile: str | None) -> Any:
     return session
 
 
-def _strip(etag: str) -> str:
-    return etag.strip('"')
-
-
-class S3Storage(Storage):
-    """Objects in ``s3://bucket/prefix``; see :func:`aiostore.open_storage`."""
+class S3Storage(S3StorageBase):
+    """Objects in ``s3://bucket/prefix`` through aiobotocore (``backend="aiobotocore"``); see
+    :func:`aiostore.open_storage`."""
 
     def __init__(self, bucket: str, prefix: str, options: Mapping[str, Any]) -> None:
-        if not bucket:
-            raise InvalidArgumentError("an s3:// URI needs a bucket: s3://bucket/prefix")
-        prefix = prefix.strip("/")
-        if prefix:
-            check_key(prefix)
-        super().__init__(f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}")
-        self.bucket = bucket
-        self.prefix = prefix
-        self.options = S3Options(options)
+        super().__init__(bucket, prefix, options)
         self._client: Any = None
         self._client_cm: Any = None
         self._opening: asyncio.Lock | None = None
@@ -231,13 +144,6 @@ class S3Storage(Storage):
         if cm is not None:
             await cm.__aexit__(None, None, None)
 
-    def _key(self, key: str) -> str:
-        check_key(key)
-        return f"{self.prefix}/{key}" if self.prefix else key
-
-    def _url(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
-
     # --- the contract ------------------------------------------------------------------------
     async def put(self, key: str, data: Data, *, if_none_match: bool = False,
                   if_match: str | None = None) -> ObjectInfo:
@@ -273,10 +179,7 @@ class S3Storage(Storage):
         return info
 
     def _conditions(self, if_none_match: bool, if_match: str | None) -> dict[str, Any]:
-        if if_none_match and if_match is not None:
-            raise InvalidArgumentError("pass if_none_match or if_match, not both")
-        if if_match is not None and not isinstance(if_match, str):
-            raise InvalidArgumentError(f"if_match must be an ETag string, not {if_match!r}")
+        self._check_conditions(if_none_match, if_match)
         extra: dict[str, Any] = {}
         if if_none_match:
             extra["IfNoneMatch"] = "*"
@@ -322,24 +225,6 @@ class S3Storage(Storage):
         from .retry import translate
 
         return translate(cause, action, url)
-
-    async def resolve_conditional(self, key: str, token: str, if_none_match: bool,
-                                  if_match: str | None) -> ObjectInfo | None:
-        """After a conditional write's response was lost: our write took effect (its info),
-        the condition now fails (PreconditionFailedError), or neither (None: retry)."""
-        try:
-            info, metadata = await self._head(key)
-        except NotFoundError:
-            if if_match is not None:
-                raise PreconditionFailedError(f"{self._url(key)} is gone (if_match)") from None
-            return None
-        if metadata.get(TOKEN_KEY) == token:
-            return info
-        if if_none_match:
-            raise PreconditionFailedError(f"{self._url(key)} exists (if_none_match)")
-        if if_match is not None and info.etag != _strip(if_match):
-            raise PreconditionFailedError(f"{self._url(key)} changed (if_match)")
-        return None
 
     async def _head(self, key: str) -> tuple[ObjectInfo, dict[str, str]]:
         client = await self._get_client()

@@ -1,0 +1,169 @@
+"""What the two S3 backends share: the validated options, the bucket/prefix/key mapping,
+conditional-write arguments and the resolution of a conditional write whose response was lost.
+
+* :class:`S3Options` — ``storage_options`` for ``s3://`` (one set of names for both backends).
+* :class:`S3StorageBase` — the root (``s3://bucket/prefix``), key validation and the write-token
+  check, on top of each backend's ``_head``.
+* :func:`join` — a large ``b"".join`` in the worker pool, never on the event loop.
+
+Neither backend module is imported here: ``s3`` (aiobotocore) and ``obstore_s3`` both import this
+module, never each other's internals in a circle.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .._io.base import Buffer
+from ..errors import (
+    BucketNotFoundError,
+    InvalidArgumentError,
+    NotFoundError,
+    PreconditionFailedError,
+)
+from .base import ObjectInfo, Storage, check_key
+
+__all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "join", "strip_etag"]
+
+MiB = 1 << 20
+#: below this, copying or joining a body on the event loop is cheaper than a thread hop
+INLINE = 256 << 10
+#: user metadata (``x-amz-meta-aiostore-write``) that carries the write token of a conditional
+#: put (and of every multipart upload of the obstore backend)
+TOKEN_KEY = "aiostore-write"
+
+
+async def join(chunks: Sequence[Buffer]) -> bytes:
+    """``b"".join(chunks)`` as ``bytes``, in the worker pool when large (a join of 1 MiB or
+    more releases the GIL while it copies, so the event loop keeps running)."""
+    from .._io.offload import run_sync
+
+    if len(chunks) == 1 and type(chunks[0]) is bytes:
+        return chunks[0]
+    if sum(len(c) for c in chunks) < INLINE:
+        return b"".join(chunks)
+    data: bytes = await run_sync(b"".join, chunks)
+    return data
+
+
+def strip_etag(etag: str | None) -> str:
+    """An ETag without its quotes (``""`` for None)."""
+    return (etag or "").strip('"')
+
+
+class S3Options:
+    """Validated ``storage_options`` for S3 (unknown names are an error).
+
+    Connection: ``endpoint_url``, ``region_name``, ``aws_access_key_id``,
+    ``aws_secret_access_key``, ``aws_session_token``, ``profile`` (otherwise the standard AWS
+    environment variables and config files apply), ``addressing_style`` ("auto", "path",
+    "virtual"), ``max_pool_connections`` (64), ``connect_timeout`` / ``read_timeout``
+    (seconds). Behaviour: ``retries`` (attempts in all, 5), ``multipart_threshold`` (64 MiB),
+    ``part_size`` (16 MiB, at least 5 MiB), ``max_concurrency`` (parts or ranges in flight per
+    call, 8).
+    """
+
+    _CLIENT = ("endpoint_url", "region_name", "aws_access_key_id", "aws_secret_access_key",
+               "aws_session_token")
+    KNOWN = frozenset({*_CLIENT, "profile", "addressing_style", "max_pool_connections",
+                       "connect_timeout", "read_timeout", "retries", "multipart_threshold",
+                       "part_size", "max_concurrency"})
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        from .retry import RetryPolicy
+
+        unknown = sorted(set(options) - self.KNOWN)
+        if unknown:
+            raise InvalidArgumentError(f"unknown storage_options {unknown}; known: "
+                                       f"{sorted(self.KNOWN)}")
+        for name in (*self._CLIENT, "profile"):
+            value = options.get(name)
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidArgumentError(f"{name} must be a non-empty str, not {value!r}")
+        self.client_kwargs: dict[str, str] = {k: options[k] for k in self._CLIENT
+                                              if options.get(k) is not None}
+        self.profile: str | None = options.get("profile")
+        style = options.get("addressing_style", "auto")
+        if style not in ("auto", "path", "virtual"):
+            raise InvalidArgumentError(f"addressing_style must be 'auto', 'path' or 'virtual', "
+                                       f"not {style!r}")
+        self.addressing_style: str = style
+        self.max_pool_connections = _int(options, "max_pool_connections", 64, 1)
+        self.connect_timeout = _num(options, "connect_timeout", 10.0)
+        self.read_timeout = _num(options, "read_timeout", 60.0)
+        self.retry = RetryPolicy(_int(options, "retries", 5, 1))
+        self.multipart_threshold = _int(options, "multipart_threshold", 64 * MiB, 5 * MiB)
+        self.part_size = _int(options, "part_size", 16 * MiB, 5 * MiB)
+        self.max_concurrency = _int(options, "max_concurrency", 8, 1)
+
+
+def _int(options: Mapping[str, Any], name: str, default: int, minimum: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an int >= {minimum}, not {value!r}")
+    return value
+
+
+def _num(options: Mapping[str, Any], name: str, default: float) -> float:
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidArgumentError(f"{name} must be a positive number, not {value!r}")
+    return float(value)
+
+
+class S3StorageBase(Storage):
+    """The root ``s3://bucket/prefix`` of an S3 backend, its options and the parts of the
+    contract that do not depend on the client: key mapping, conditions, write tokens."""
+
+    def __init__(self, bucket: str, prefix: str, options: Mapping[str, Any]) -> None:
+        if not bucket:
+            raise InvalidArgumentError("an s3:// URI needs a bucket: s3://bucket/prefix")
+        prefix = prefix.strip("/")
+        if prefix:
+            check_key(prefix)
+        super().__init__(f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}")
+        self.bucket = bucket
+        self.prefix = prefix
+        self.options = S3Options(options)
+
+    def _key(self, key: str) -> str:
+        """The object's key in the bucket (validated)."""
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _url(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    @staticmethod
+    def _check_conditions(if_none_match: bool, if_match: str | None) -> None:
+        if if_none_match and if_match is not None:
+            raise InvalidArgumentError("pass if_none_match or if_match, not both")
+        if if_match is not None and (not isinstance(if_match, str) or not if_match):
+            raise InvalidArgumentError(f"if_match must be an ETag string, not {if_match!r}")
+
+    @abstractmethod
+    async def _head(self, key: str) -> tuple[ObjectInfo, dict[str, str]]:
+        """(info, user metadata) of the object; NotFoundError if there is none."""
+
+    async def resolve_conditional(self, key: str, token: str, if_none_match: bool,
+                                  if_match: str | None) -> ObjectInfo | None:
+        """After a conditional write whose outcome is unknown (a lost response, or a retry that
+        found the condition failing): our write took effect (its info), the condition now
+        fails (PreconditionFailedError), or neither (None: the write may be sent again)."""
+        try:
+            info, metadata = await self._head(key)
+        except BucketNotFoundError:
+            raise
+        except NotFoundError:
+            if if_match is not None:
+                raise PreconditionFailedError(f"{self._url(key)} is gone (if_match)") from None
+            return None
+        if metadata.get(TOKEN_KEY) == token:
+            return info
+        if if_none_match:
+            raise PreconditionFailedError(f"{self._url(key)} exists (if_none_match)")
+        if if_match is not None and info.etag != strip_etag(if_match):
+            raise PreconditionFailedError(f"{self._url(key)} changed (if_match)")
+        return None
