@@ -1,33 +1,68 @@
-"""``write`` and ``read``: one call for any object and format."""
+"""``write`` and ``read``: one call for any object and format.
+
+Both go the one way every format goes (:mod:`aiostore.formats`): the registry picks the
+handler (by the extension or ``format=``, and the object), the handler encodes in the worker
+pool — streamed batch by batch when it can — and a destination publishes atomically: a local
+file (the publish recipe) or an object in a store (a put or a multipart upload).
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._io.base import Buffer, current_fs
-from .._io.offload import Abort, run_commit, run_sync
+from .._io.base import current_fs
+from .._io.offload import run_sync
 from .._io.ops import step
-from .._io.publish import TempFile
 from ..errors import InvalidArgumentError, SerializationError, UnknownFormatError
-from . import encoders, frames
+from ..formats import (
+    Destination,
+    FormatOptions,
+    LocalDestination,
+    ObjectDestination,
+    default_registry,
+    encoders,
+    frames,
+)
+from ..formats.registry import decode_with
+from ..storage import open_storage, split_url
 from ._paths import StrPath, check_mode, check_remote, fspath
-from .batch import publish_whole
-from .formats import FORMATS, Format, format_from_path, lookup_format
-from .remote import get_remote, put_remote, write_remote_stream
-from .writers import _dumps
 
-__all__ = ["read", "write"]
-
-_JSON_TYPES = (dict, list, tuple, str, int, float, bool, type(None))
+__all__ = ["destination", "read", "write"]
 
 
-def _resolve(path: str, format: str | None) -> Format | None:
-    return lookup_format(format) if format is not None else format_from_path(path)
+@contextlib.asynccontextmanager
+async def destination(path: str, *, overwrite: bool, durable: bool, mode: int | None,
+                      storage_options: Mapping[str, Any] | None) -> AsyncIterator[Destination]:
+    """The destination for ``path``: a local file, or (``s3://``) an object in a storage
+    opened for this call and closed after it."""
+    if not check_remote(path, mode, storage_options):
+        yield LocalDestination(path, overwrite=overwrite, durable=durable, mode=check_mode(mode))
+        return
+    root, key = split_url(path)
+    async with open_storage(root, **dict(storage_options or {})) as storage:
+        yield ObjectDestination(storage, key, overwrite=overwrite, name=path)
+
+
+def _progress(path: str, progress: object) -> frames.Progress | None:
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return encoders.ProgressBar(f"writing {path}")
+    if not callable(progress):
+        raise InvalidArgumentError(f"progress must be a bool or a callable, not "
+                                   f"{type(progress).__name__}")
+    user = progress
+    token = anyio.lowlevel.current_token()
+
+    def report(done: int, total: int | None) -> None:
+        anyio.from_thread.run_sync(user, done, total, token=token)
+
+    return report
 
 
 async def write(obj: object, path: StrPath, *, format: str | None = None,
@@ -70,97 +105,32 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
     """
     p = fspath(path)
     check_mode(mode)
-    remote = check_remote(p, mode, storage_options)
-    fmt = _resolve(p, format)
-
-    async def _write_chunks(path: str, encode: Callable[[], list[Buffer]], overwrite: bool,
-                            durable: bool, mode: int | None) -> None:
-        if remote:
-            await put_remote(path, encode, overwrite=overwrite,
-                             storage_options=storage_options)
-        else:  # batched with concurrent whole-file writes (group commit)
-            await publish_whole(path, encode, overwrite=overwrite, durable=durable, mode=mode)
-
-    if isinstance(obj, (bytes, bytearray, memoryview)):
-        if format is not None and fmt is not None and fmt.kind == "frame":
-            raise SerializationError(f"bytes are written as-is; they cannot be written as "
-                                     f"{fmt.name}")
-        return await _write_chunks(p, lambda: [obj], overwrite, durable, mode)
-    if isinstance(obj, str) and (format is None or fmt is None or fmt.kind in ("text", "bytes")):
-        text = obj
-        return await _write_chunks(p, lambda: [text.encode("utf-8")], overwrite, durable, mode)
-    if progress is not None and not isinstance(progress, bool) and not callable(progress):
-        raise InvalidArgumentError(f"progress must be a bool or a callable, not "
-                                   f"{type(progress).__name__}")
-    if frames.is_frame(obj) or (fmt is not None and fmt.kind == "frame"
-                                and isinstance(obj, (list, tuple))):
-        return await _write_frame(obj, p, fmt, progress, overwrite, durable, mode, writer_kwargs,
-                                  storage_options if remote else None, remote)
-    if isinstance(obj, _JSON_TYPES):
-        if fmt is not None and fmt.kind == "jsonl":
-            if not isinstance(obj, (list, tuple)):
-                raise SerializationError("JSON lines need a list of records")
-            from .writers import write_jsonl
-
-            await write_jsonl(p, obj, overwrite=overwrite, durable=durable, mode=mode,
-                              storage_options=storage_options, **writer_kwargs)
-            return None
-        if fmt is not None and fmt.kind not in ("json", "text", "bytes"):
-            raise SerializationError(f"a {type(obj).__name__} cannot be written as {fmt.name}")
-        return await _write_chunks(p, lambda: [_dumps(obj, writer_kwargs).encode("utf-8")],
-                                   overwrite, durable, mode)
-    raise SerializationError(f"cannot write an object of type {type(obj).__name__}; pass bytes, "
-                             "str, JSON-able data or a DataFrame/Arrow table")
-
-
-async def _write_frame(obj: object, path: str, fmt: Format | None,
-                       progress: bool | frames.Progress | None, overwrite: bool, durable: bool,
-                       mode: int | None, kwargs: dict[str, Any],
-                       storage_options: Mapping[str, Any] | None, remote: bool) -> None:
-    if fmt is None:
-        known = ", ".join(repr(f.name) for f in FORMATS.values() if f.takes_frames)
-        raise UnknownFormatError(f"cannot tell the format of {path!r} from its suffix; pass "
-                                 f"format= (one of {known})")
-    if not fmt.takes_frames:
-        raise SerializationError(f"a frame cannot be written as {fmt.name}")
-    frames.require_pyarrow()
-    fs = current_fs()
-    abort = Abort()
-    report: frames.Progress | None
-    if progress is True:
-        report = encoders.ProgressBar(f"writing {path}")
-    elif callable(progress):
-        user = progress
-        token = anyio.lowlevel.current_token()
-
-        def report(done: int, total: int | None) -> None:
-            anyio.from_thread.run_sync(user, done, total, token=token)
-    else:
-        report = None
-
-    def source() -> frames.FrameSource:
-        data = frames.records_to_table(obj) if isinstance(obj, (list, tuple)) else obj
-        return frames.FrameSource(data, flatten_index=fmt.name not in ("parquet", "arrow"))
-
-    if remote:
-        def produce(sink: Callable[[Buffer], None], abort: Abort) -> None:
-            encoders.encode_frame(fmt.name, source(), sink, dict(kwargs), report, abort.check)
-
-        await write_remote_stream(path, produce, overwrite=overwrite,
-                                  storage_options=storage_options)
-        return
-
-    def job() -> None:
-        src = source()
-        tmp = TempFile(fs, path, overwrite=overwrite, durable=durable, mode=mode)
-        try:
-            encoders.encode_frame(fmt.name, src, tmp.write, dict(kwargs), report, abort.check)
-        except BaseException:
-            tmp.discard()
+    check_remote(p, mode, storage_options)
+    registry = default_registry()
+    explicit = format is not None
+    ext = registry.ext_for_format(format) if explicit else \
+        (registry.split_extension(p)[1] or _suffix(p))
+    report = _progress(p, progress)
+    try:
+        handler = registry.for_object(obj, ext, explicit=explicit)
+    except UnknownFormatError:
+        if not frames.is_frame(obj):
             raise
-        tmp.commit(abort)
+        known = ", ".join(repr(n) for n in ("parquet", "csv", "arrow", "xlsx", "json", "jsonl"))
+        raise UnknownFormatError(f"cannot tell the format of {p!r} from its suffix; pass "
+                                 f"format= (one of {known})") from None
+    options = FormatOptions(progress=report, writer_kwargs=dict(writer_kwargs))
+    async with destination(p, overwrite=overwrite, durable=durable, mode=mode,
+                           storage_options=storage_options) as dest:
+        await registry.write(obj, dest, ext, options=options, handler=handler)
 
-    await run_commit(job, abort=abort)
+
+def _suffix(path: str) -> str:
+    """The last suffix of ``path`` (``"."`` when it has none): an extension no handler
+    claims."""
+    name = path.rsplit("/", 1)[-1]
+    dot = name.rfind(".")
+    return name[dot:].lower() if dot > 0 else "."
 
 
 async def read(path: StrPath, *, format: str | None = None, output: str | None = None,
@@ -185,36 +155,37 @@ async def read(path: StrPath, *, format: str | None = None, output: str | None =
     """
     p = fspath(path)
     remote = check_remote(p, None, storage_options)
-    fmt = _resolve(p, format) or lookup_format("bytes")
+    registry = default_registry()
+    ext = registry.ext_for_format(format) if format is not None else \
+        registry.split_extension(p)[1]
     if output is not None:
         frames.check_output(output)
+    options = FormatOptions(output=output, reader_kwargs=dict(reader_kwargs))
+    handler = registry.for_extension(ext or ".bin", options)
+    if output is not None and not getattr(handler, "holds_frames", False):
+        raise SerializationError(f"{_name(handler, ext)} does not hold a frame")
+    if remote:
+        root, key = split_url(p)
+        async with open_storage(root, **dict(storage_options or {})) as storage:
+            data = await storage.get(key)
+        return await run_sync(_decode, handler, data, ext, options, p)
     fs = current_fs()
-    want_frame = fmt.kind == "frame" or output is not None
-    fetched = await get_remote(p, storage_options) if remote else None
 
     def job() -> Any:
-        if fetched is not None:
-            data = fetched
-        else:
-            with step("read", p):
-                data = fs.read_file(p)
-        if want_frame:
-            if not fmt.takes_frames:
-                raise SerializationError(f"{fmt.name} does not hold a frame")
-            table = frames.decode_frame(fmt.name, data, dict(reader_kwargs))
-            return frames.convert_output(table, output or "pandas")
-        if fmt.kind == "bytes":
-            return data
-        try:
-            if fmt.kind == "text":
-                return data.decode(reader_kwargs.get("encoding", "utf-8"))
-            if fmt.kind == "json":
-                return json.loads(data, **reader_kwargs)
-            return [json.loads(line, **reader_kwargs) for line in data.splitlines()
-                    if line.strip()]
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise SerializationError(f"cannot read {p!r} as {fmt.name}: {exc}") from exc
+        with step("read", p):
+            data = fs.read_file(p)
+        return _decode(handler, data, ext, options, p)
 
     return await run_sync(job)
 
 
+def _name(handler: object, ext: str) -> str:
+    name = getattr(handler, "format_name", None)
+    return str(name(ext)) if callable(name) else ext
+
+
+def _decode(handler: Any, data: bytes, ext: str, options: FormatOptions, path: str) -> Any:
+    try:
+        return decode_with(handler, data, ext or ".bin", options)
+    except SerializationError as exc:
+        raise SerializationError(f"cannot read {path!r}: {exc}") from exc

@@ -1,30 +1,27 @@
-"""The writers and ``read`` on ``s3://`` URIs.
+"""``atomic_open`` on ``s3://`` URIs: a streamed upload that appears whole at the commit.
 
 An object store's PUT is already what the local publish recipe builds: the object appears
-whole or not at all, and it is durable once acknowledged. So a remote write encodes in the
-worker pool (as locally: serialisation errors come before any request), then puts the object —
-one ``PutObject``, or a multipart upload for large or streamed data, aborted on any failure
-or cancellation. ``overwrite=False`` is ``If-None-Match: *``. Each call opens and closes its
-own :class:`~aiostore.storage.Storage`; open one yourself with
-:func:`aiostore.open_storage` to reuse its connections across many objects.
+whole or not at all, and it is durable once acknowledged. Whole writes and ``read`` on
+``s3://`` go through :mod:`aiostore.formats` (an :class:`~aiostore.formats.ObjectDestination`);
+this module is the file-like face of a multipart upload. ``overwrite=False`` is
+``If-None-Match: *``. Each file opens and closes its own :class:`~aiostore.storage.Storage`.
 """
 
 from __future__ import annotations
 
-import errno
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import anyio.from_thread
 import anyio.lowlevel
 
-from .._io.base import Buffer
-from .._io.offload import Abort, run_commit, run_sync
-from ..errors import AlreadyExistsError, InvalidArgumentError, PreconditionFailedError
+from .._io.offload import run_sync
+from ..errors import InvalidArgumentError, PreconditionFailedError
+from ..formats.destination import exists_error
 from ..storage import ObjectWriter, Storage, open_storage, split_url
 from .stream import AtomicFile
 
-__all__ = ["RemoteAtomicFile", "get_remote", "put_remote", "write_remote_stream"]
+__all__ = ["RemoteAtomicFile"]
 
 _SINK_CHUNK = 8 << 20  # bytes handed from the encoding thread to the uploader at a time
 
@@ -32,76 +29,6 @@ _SINK_CHUNK = 8 << 20  # bytes handed from the encoding thread to the uploader a
 def _storage(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Storage, str]:
     root, key = split_url(url)
     return open_storage(root, **dict(storage_options or {})), key
-
-
-def _exists(url: str, exc: PreconditionFailedError) -> AlreadyExistsError:
-    err = AlreadyExistsError(errno.EEXIST, "the target exists and overwrite=False")
-    err.filename = url
-    err.__cause__ = exc
-    return err
-
-
-async def put_remote(url: str, encode: Callable[[], Iterable[Buffer]], *, overwrite: bool,
-                     storage_options: Mapping[str, Any] | None) -> None:
-    """Encode in the worker pool, then put the object (``overwrite=False``: create only)."""
-    storage, key = _storage(url, storage_options)
-    async with storage:
-        chunks = await run_sync(lambda: list(encode()))
-        data: Buffer = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        try:
-            await storage.put(key, data, if_none_match=not overwrite)
-        except PreconditionFailedError as exc:
-            raise _exists(url, exc) from exc
-
-
-async def get_remote(url: str, storage_options: Mapping[str, Any] | None) -> bytes:
-    """The object's bytes."""
-    storage, key = _storage(url, storage_options)
-    async with storage:
-        return await storage.get(key)
-
-
-async def write_remote_stream(url: str, produce: Callable[[Callable[[Buffer], None], Abort],
-                                                          None], *,
-                              overwrite: bool, storage_options: Mapping[str, Any] | None) -> None:
-    """Run ``produce(sink, abort)`` in the worker pool; every chunk it passes to ``sink`` is
-    uploaded (multipart beyond the threshold, with back-pressure: the encoder waits for part
-    slots, so memory stays bounded). The object is published only when ``produce`` returns;
-    on an error or cancellation the upload is aborted."""
-    storage, key = _storage(url, storage_options)
-    async with storage:
-        writer = storage.open_writer(key, if_none_match=not overwrite)
-        token = anyio.lowlevel.current_token()
-        pending: list[Buffer] = []
-        size = [0]
-
-        def hand_over() -> None:
-            data = b"".join(pending)
-            pending.clear()
-            size[0] = 0
-            anyio.from_thread.run(writer.write, data, token=token)
-
-        def sink(chunk: Buffer) -> None:
-            pending.append(bytes(chunk))
-            size[0] += len(chunk)
-            if size[0] >= _SINK_CHUNK:
-                hand_over()
-
-        def job(abort: Abort) -> None:
-            produce(sink, abort)
-            if pending:
-                hand_over()
-
-        abort = Abort()
-        try:
-            await run_commit(job, abort, abort=abort)
-            await writer.close()
-        except PreconditionFailedError as exc:
-            await writer.abort()
-            raise _exists(url, exc) from exc
-        except BaseException:
-            await writer.abort()
-            raise
 
 
 class RemoteAtomicFile(AtomicFile[Any]):
@@ -168,7 +95,7 @@ class RemoteAtomicFile(AtomicFile[Any]):
         except PreconditionFailedError as exc:
             self._state = "discarded"
             await self._close_storage()
-            raise _exists(self.name, exc) from exc
+            raise exists_error(self.name, exc) from exc
         except BaseException:
             self._state = "discarded"
             if self._writer is not None:

@@ -6,14 +6,14 @@ fsync the directory (shared with concurrent writers into the same directory).
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping
 from typing import Any
 
 from .._io.base import Buffer
 from ..errors import InvalidArgumentError, SerializationError
-from ._paths import StrPath, check_mode, check_remote, fspath
-from .batch import publish_whole
+from ..formats.basic import dumps_json
+from ._paths import StrPath, fspath
+from .dispatch import destination
 from .stream import atomic_open
 
 __all__ = ["write_bytes", "write_json", "write_jsonl", "write_text"]
@@ -29,13 +29,9 @@ def _check_bytes(data: object) -> Buffer:
 async def _write_encoded(path: StrPath, encode: Callable[[], list[Buffer]], *, overwrite: bool,
                          durable: bool, mode: int | None,
                          storage_options: Mapping[str, Any] | None) -> None:
-    p = fspath(path)
-    if check_remote(p, mode, storage_options):
-        from .remote import put_remote
-
-        await put_remote(p, encode, overwrite=overwrite, storage_options=storage_options)
-        return
-    await publish_whole(p, encode, overwrite=overwrite, durable=durable, mode=check_mode(mode))
+    async with destination(fspath(path), overwrite=overwrite, durable=durable, mode=mode,
+                           storage_options=storage_options) as dest:
+        await dest.put(encode)
 
 
 async def write_bytes(path: StrPath, data: Buffer, *, overwrite: bool = True,
@@ -95,10 +91,7 @@ async def write_text(path: StrPath, text: str, *, encoding: str = "utf-8", error
 
 
 def _dumps(obj: object, kwargs: dict[str, Any]) -> str:
-    try:
-        return json.dumps(obj, **kwargs)
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SerializationError(f"object is not JSON serialisable: {exc}") from exc
+    return dumps_json(obj, kwargs)
 
 
 async def write_json(path: StrPath, obj: object, *, overwrite: bool = True, durable: bool = True,

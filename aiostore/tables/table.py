@@ -107,7 +107,7 @@ def _now_ms() -> int:
 def to_arrow(data: object) -> pa.Table:
     """Any supported input as one Arrow table (blocking): pandas, pyarrow Table/RecordBatch/
     RecordBatchReader, polars (Arrow C stream), or a list of dicts."""
-    from ..atomic import frames
+    from ..formats import frames
 
     if isinstance(data, pa.Table):
         return data
@@ -550,7 +550,7 @@ class Table:
         Files written with older schemas read with today's (new columns null).
         Errors: :class:`~aiostore.errors.VersionNotFoundError`. Cancellation: safe.
         """
-        from ..atomic import frames
+        from ..formats import frames
 
         frames.check_output(output)
         snapshot = await self.snapshot(version, as_of)

@@ -27,7 +27,7 @@ from pandas.testing import assert_frame_equal
 import aiostore
 from aiostore import errors
 from aiostore._io.faulty import FaultyFileSystem
-from aiostore.atomic import encoders, frames
+from aiostore.formats import encoders, frames
 from tests.conftest import temp_files
 
 pytestmark = pytest.mark.anyio

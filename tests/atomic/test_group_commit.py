@@ -15,7 +15,7 @@ import aiostore
 from aiostore import errors
 from aiostore._io.base import use_fs
 from aiostore._io.faulty import FaultyFileSystem
-from aiostore.atomic import batch
+from aiostore.formats import batch
 from tests.conftest import temp_files, wait_until
 
 pytestmark = pytest.mark.anyio

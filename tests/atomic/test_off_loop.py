@@ -15,7 +15,7 @@ import pytest
 import aiostore
 from aiostore._io.base import use_fs
 from aiostore._io.posix import PosixFileSystem
-from aiostore.atomic import encoders
+from aiostore.formats import encoders
 
 pytestmark = pytest.mark.anyio
 
