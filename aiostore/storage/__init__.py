@@ -3,8 +3,13 @@
 * :mod:`.base` — the contract (:class:`Storage`, :class:`ObjectInfo`, :class:`ObjectWriter`)
   and key validation.
 * :mod:`.local` — ``LocalStorage``: files below a directory, through the I/O core.
-* :mod:`.s3` — ``S3Storage``: aiobotocore (the ``s3`` extra), conditional writes.
-* :mod:`.multipart` — the streaming S3 upload (bounded memory, concurrent parts, abort).
+* :mod:`.s3base` — what both S3 backends share: options, key mapping, write tokens.
+* :mod:`.obstore_s3` — ``ObstoreStorage``: S3 through obstore (Rust ``object_store``), the
+  default; :mod:`.obstore_writer` its streaming upload, :mod:`.obstore_errors` its error
+  translation, :mod:`.aws_config` its credentials (environment, ``~/.aws`` files, profiles).
+* :mod:`.s3` — ``S3Storage``: S3 through aiobotocore (``backend="aiobotocore"``).
+* :mod:`.multipart` — aiobotocore's streaming S3 upload (bounded memory, concurrent parts,
+  abort, conditional completion).
 * :mod:`.retry` — transient-failure retries and botocore error translation.
 """
 
@@ -36,7 +41,19 @@ def split_url(url: str) -> tuple[str, str]:
     return (f"s3://{bucket}/{head}" if head else f"s3://{bucket}"), name
 
 
-def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage:
+#: the S3 transports ``open_storage(..., backend=...)`` accepts; the first is the default
+S3_BACKENDS = ("obstore", "aiobotocore")
+
+
+def _default_backend() -> str:
+    """obstore when it is installed (it needs Python 3.11+), else aiobotocore."""
+    import importlib.util
+
+    return "obstore" if importlib.util.find_spec("obstore") is not None else "aiobotocore"
+
+
+def open_storage(url: str | os.PathLike[str], *, backend: str | None = None,
+                 **storage_options: Any) -> Storage:
     """The storage at ``url``: ``s3://bucket/prefix`` or a local directory path.
 
     ::
@@ -45,27 +62,45 @@ def open_storage(url: str | os.PathLike[str], **storage_options: Any) -> Storage
             await st.put("a/b.json", b"{}", if_none_match=True)
             data = await st.get("a/b.json")
 
-    ``storage_options`` configure S3 (see :class:`~aiostore.storage.s3.S3Options`:
-    ``endpoint_url``, ``region_name``, credentials, ``addressing_style``,
-    ``max_pool_connections``, ``retries``, ``multipart_threshold``, ``part_size``,
-    ``max_concurrency``, timeouts); the standard AWS environment variables and config files
-    apply too. A local path takes none. Nothing is opened until ``async with`` (or the first
-    call); close it with ``async with`` or :meth:`~Storage.aclose`.
+    ``backend`` picks the S3 transport: ``"obstore"`` (the default: Rust ``object_store``,
+    native signing, HTTP and retries; on Python 3.10, where obstore does not install, the
+    default is aiobotocore) or ``"aiobotocore"`` (botocore's credential chain — SSO,
+    ``credential_process``, assumed roles — and its other features); see ``docs/s3.md``.
 
-    Errors: :class:`~aiostore.errors.InvalidArgumentError` for an unknown scheme or option.
-    S3 needs the ``s3`` extra (``pip install 'aiostore[s3]'``) and asyncio (or uvloop).
+    ``storage_options`` configure S3 (see :class:`~aiostore.storage.s3base.S3Options`:
+    ``endpoint_url``, ``region_name``, credentials, ``profile``, ``addressing_style``,
+    ``max_pool_connections``, ``retries``, ``multipart_threshold``, ``part_size``,
+    ``max_concurrency``, timeouts); the standard AWS environment variables and the shared
+    config / credentials files apply too. A local path takes neither. Nothing is opened until
+    ``async with`` (or the first call); close it with ``async with`` or
+    :meth:`~Storage.aclose`.
+
+    Errors: :class:`~aiostore.errors.InvalidArgumentError` for an unknown scheme, backend or
+    option. S3 needs the ``s3`` extra (``pip install 'aiostore[s3]'``) and asyncio (or
+    uvloop).
     """
     if isinstance(url, str) and "://" in url:
         scheme = url.split("://", 1)[0]
         if scheme == "s3":
-            from .s3 import S3Storage
-
             bucket, _, prefix = url[len("s3://"):].partition("/")
-            return S3Storage(bucket, prefix, storage_options)
+            if backend is None:
+                backend = _default_backend()
+            if backend == "obstore":
+                from .obstore_s3 import ObstoreStorage
+
+                return ObstoreStorage(bucket, prefix, storage_options)
+            if backend == "aiobotocore":
+                from .s3 import S3Storage
+
+                return S3Storage(bucket, prefix, storage_options)
+            raise InvalidArgumentError(f"unknown S3 backend {backend!r}: use one of "
+                                       f"{list(S3_BACKENDS)}")
         if scheme != "file":
             raise InvalidArgumentError(f"unsupported storage URI scheme {scheme!r}: use s3:// "
                                        "or a local path")
         url = url[len("file://"):]
+    if backend is not None:
+        raise InvalidArgumentError(f"a local storage takes no backend, got {backend!r}")
     if storage_options:
         raise InvalidArgumentError(f"a local storage takes no storage_options, got "
                                    f"{sorted(storage_options)}")

@@ -18,7 +18,7 @@ import asyncio
 import errno
 import io
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,7 +27,7 @@ from ..errors import (
     NotFoundError,
     PreconditionFailedError,
 )
-from .base import Data, ObjectInfo, ObjectWriter, check_byte_range, check_prefix
+from .base import ObjectInfo, ObjectWriter, check_byte_range, check_prefix
 from .retry import Ambiguous, call
 from .s3base import INLINE, TOKEN_KEY, S3Options, S3StorageBase, join
 from .s3base import strip_etag as _strip
@@ -145,39 +145,6 @@ class S3Storage(S3StorageBase):
             await cm.__aexit__(None, None, None)
 
     # --- the contract ------------------------------------------------------------------------
-    async def put(self, key: str, data: Data, *, if_none_match: bool = False,
-                  if_match: str | None = None) -> ObjectInfo:
-        """See :meth:`Storage.put`. Up to ``multipart_threshold`` bytes: one ``PutObject``;
-        more, or an iterable of chunks: a multipart upload.
-
-        Cancellation: a single put that was sent may or may not take effect (as with any
-        request in flight); a multipart upload is aborted (shielded) unless it is completing.
-        """
-        full = self._key(key)
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            view = memoryview(data).cast("B")
-            if len(view) <= self.options.multipart_threshold:
-                body = data if type(data) is bytes else view  # (bytes: no copy at all)
-                return await self._put_single(key, full, body, if_none_match, if_match)
-            writer = self.open_writer(key, if_none_match=if_none_match, if_match=if_match)
-            try:
-                await writer.write(view)
-            except BaseException:
-                await writer.abort()
-                raise
-            return await writer.close()
-        async with self.open_writer(key, if_none_match=if_none_match,
-                                    if_match=if_match) as writer:
-            if isinstance(data, AsyncIterable):
-                async for chunk in data:
-                    await writer.write(chunk)
-            else:
-                for chunk in data:
-                    await writer.write(chunk)
-        info = getattr(writer, "info", None)
-        assert isinstance(info, ObjectInfo)
-        return info
-
     def _conditions(self, if_none_match: bool, if_match: str | None) -> dict[str, Any]:
         self._check_conditions(if_none_match, if_match)
         extra: dict[str, Any] = {}

@@ -13,7 +13,7 @@ module, never each other's internals in a circle.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
 
 from .._io.base import Buffer
@@ -23,7 +23,7 @@ from ..errors import (
     NotFoundError,
     PreconditionFailedError,
 )
-from .base import ObjectInfo, Storage, check_key
+from .base import Data, ObjectInfo, Storage, check_key
 
 __all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "join", "strip_etag"]
 
@@ -142,6 +142,46 @@ class S3StorageBase(Storage):
             raise InvalidArgumentError("pass if_none_match or if_match, not both")
         if if_match is not None and (not isinstance(if_match, str) or not if_match):
             raise InvalidArgumentError(f"if_match must be an ETag string, not {if_match!r}")
+
+    async def put(self, key: str, data: Data, *, if_none_match: bool = False,
+                  if_match: str | None = None) -> ObjectInfo:
+        """See :meth:`Storage.put`. Up to ``multipart_threshold`` bytes: one ``PutObject``;
+        more, or an iterable of chunks: a streamed multipart upload (see :meth:`open_writer`).
+
+        Cancellation: a single put that was sent may or may not take effect (as with any
+        request in flight), whole or not at all; a multipart upload is aborted (shielded from
+        further cancellation) unless its last part was already handed over, in which case it
+        is finished and the object published before the cancellation is raised.
+        """
+        full = self._key(key)
+        self._check_conditions(if_none_match, if_match)
+        chunks: Iterable[Buffer] | AsyncIterable[Buffer]
+        if isinstance(data, (bytes, bytearray, memoryview)):
+            view = memoryview(data).cast("B")
+            if len(view) <= self.options.multipart_threshold:
+                body = data if type(data) is bytes else view  # (bytes: no copy at all)
+                return await self._put_single(key, full, body, if_none_match, if_match)
+            chunks = (view,)
+        else:
+            chunks = data
+        writer = self.open_writer(key, if_none_match=if_none_match, if_match=if_match)
+        try:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    await writer.write(chunk)
+            else:
+                for chunk in chunks:
+                    await writer.write(chunk)
+        except BaseException:
+            await writer.abort()
+            raise
+        return await writer.close()
+
+    @abstractmethod
+    async def _put_single(self, key: str, full: str, body: bytes | bytearray | memoryview,
+                          if_none_match: bool, if_match: str | None) -> ObjectInfo:
+        """One ``PutObject`` of ``body`` (not copied by the caller: a backend copies what is
+        not ``bytes`` before it lets go of the event loop), with the write's condition."""
 
     @abstractmethod
     async def _head(self, key: str) -> tuple[ObjectInfo, dict[str, str]]:

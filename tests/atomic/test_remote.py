@@ -21,7 +21,8 @@ async def _keys(bucket: str, options: dict[str, Any]) -> list[str]:
 
 
 async def _pending_uploads(bucket: str, options: dict[str, Any]) -> list[str]:
-    async with aiostore.open_storage(f"s3://{bucket}", **options) as st:
+    """Multipart uploads left open in ``bucket`` (asked with aiobotocore: obstore cannot)."""
+    async with aiostore.open_storage(f"s3://{bucket}", backend="aiobotocore", **options) as st:
         assert isinstance(st, S3Storage)
         client = await st._get_client()
         response = await client.list_multipart_uploads(Bucket=bucket)

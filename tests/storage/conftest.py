@@ -1,9 +1,10 @@
 """The ``storage`` fixture: the same contract tests over a local directory and a real S3 server
-(SeaweedFS on 127.0.0.1, started once per session by ``s3_server``)."""
+(SeaweedFS on 127.0.0.1, started once per session by ``s3_server``) through both S3 backends,
+obstore (the default) and aiobotocore."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,13 @@ from aiostore import Storage
 SMALL_PARTS = {"multipart_threshold": 5 << 20, "part_size": 5 << 20, "max_concurrency": 3}
 
 
-@pytest.fixture(params=["local", "s3"])
+#: the S3 transports, by the backend id the tests use
+S3_BACKENDS = {"s3-obstore": "obstore", "s3-aiobotocore": "aiobotocore"}
+
+
+@pytest.fixture(params=["local", *S3_BACKENDS])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Which backend a contract test runs on."""
+    """Which backend a contract test runs on: local, s3-obstore or s3-aiobotocore."""
     return str(request.param)
 
 
@@ -38,8 +43,29 @@ def storage_options(backend: str, request: pytest.FixtureRequest) -> dict[str, A
     if backend == "local":
         return {}
     options: dict[str, Any] = dict(request.getfixturevalue("s3_options"))
-    options.update(SMALL_PARTS)
+    options.update(SMALL_PARTS, backend=S3_BACKENDS[backend])
     return options
+
+
+@pytest.fixture
+def pending_uploads(backend: str, request: pytest.FixtureRequest
+                    ) -> Callable[[], Awaitable[list[str]]]:
+    """``await pending_uploads()``: the keys of multipart uploads left open in the test's bucket
+    (asked with a separate client; always [] locally)."""
+    if backend == "local":
+        async def nothing() -> list[str]:
+            return []
+
+        return nothing
+    server = request.getfixturevalue("s3_server")
+    bucket: str = request.getfixturevalue("s3_bucket")
+
+    async def left() -> list[str]:
+        async with server.client() as s3:
+            response = await s3.list_multipart_uploads(Bucket=bucket)
+        return [u["Key"] for u in response.get("Uploads") or []]
+
+    return left
 
 
 @pytest_asyncio.fixture

@@ -1,5 +1,7 @@
-"""S3Storage specifics on a real server: credentials, missing buckets, unreachable endpoints,
-retries of transient failures, conditional writes whose response was lost, leaks."""
+"""S3 specifics on a real server: credentials, missing buckets, unreachable endpoints and leaks
+through both backends; retries of transient failures and conditional writes whose response was
+lost through the aiobotocore backend (its client's methods are wrapped; the obstore backend's
+are in test_obstore.py, injected on the wire)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest_asyncio
 
 import aiostore
 from aiostore import errors
+from aiostore.storage.obstore_s3 import ObstoreStorage
 from aiostore.storage.s3 import S3Storage
 
 pytestmark = pytest.mark.asyncio
@@ -55,7 +58,8 @@ class Faults:
 
 @pytest_asyncio.fixture
 async def s3(s3_bucket: str, s3_options: dict[str, Any]) -> AsyncIterator[S3Storage]:
-    async with aiostore.open_storage(f"s3://{s3_bucket}", **s3_options) as st:
+    async with aiostore.open_storage(f"s3://{s3_bucket}", backend="aiobotocore",
+                                     **s3_options) as st:
         assert isinstance(st, S3Storage)
         yield st
 
@@ -105,9 +109,13 @@ async def test_transient_errors_are_retried(s3: S3Storage) -> None:
         await s3.put("k2", b"v")
 
 
-async def test_bad_credentials_are_access_denied(s3_bucket: str,
-                                                 s3_options: dict[str, Any]) -> None:
-    options = dict(s3_options, aws_secret_access_key="wrong")
+BACKENDS = pytest.mark.parametrize("s3_backend", ["obstore", "aiobotocore"])
+
+
+@BACKENDS
+async def test_bad_credentials_are_access_denied(s3_bucket: str, s3_options: dict[str, Any],
+                                                 s3_backend: str) -> None:
+    options = dict(s3_options, aws_secret_access_key="wrong", backend=s3_backend)
     async with aiostore.open_storage(f"s3://{s3_bucket}", **options) as st:
         with pytest.raises(errors.AccessDeniedError):
             await st.put("k", b"v")
@@ -115,41 +123,70 @@ async def test_bad_credentials_are_access_denied(s3_bucket: str,
             await st.get("k")
 
 
-async def test_a_missing_bucket_is_a_clear_error(s3_options: dict[str, Any]) -> None:
-    async with aiostore.open_storage("s3://no-such-bucket-here/x", **s3_options) as st:
+@BACKENDS
+async def test_a_missing_bucket_is_a_clear_error(s3_options: dict[str, Any],
+                                                 s3_backend: str) -> None:
+    async with aiostore.open_storage("s3://no-such-bucket-here/x", backend=s3_backend,
+                                     **s3_options) as st:
         with pytest.raises(errors.BucketNotFoundError, match="no such bucket"):
             await st.get("k")
         with pytest.raises(errors.BucketNotFoundError):
             await st.head("k")
         with pytest.raises(errors.BucketNotFoundError):
             _ = [info async for info in st.list()]
+        with pytest.raises(errors.BucketNotFoundError):
+            await st.delete("k")
         # (no put here: SeaweedFS creates a missing bucket on PUT, where AWS says NoSuchBucket)
 
 
-async def test_an_unreachable_endpoint_is_storage_unavailable(s3_options: dict[str, Any]
-                                                              ) -> None:
+@BACKENDS
+async def test_an_unreachable_endpoint_is_storage_unavailable(s3_options: dict[str, Any],
+                                                              s3_backend: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # nothing listens there once closed
-    options = dict(s3_options, endpoint_url=f"http://127.0.0.1:{port}", retries=2)
+    options = dict(s3_options, endpoint_url=f"http://127.0.0.1:{port}", retries=2,
+                   backend=s3_backend)
     async with aiostore.open_storage("s3://bucket", **options) as st:
         with pytest.raises(errors.StorageUnavailableError):
             await st.get("k")
+        with pytest.raises(errors.StorageUnavailableError):
+            await st.put("k", b"v", if_none_match=True)
 
 
-async def test_options_are_validated() -> None:
-    with pytest.raises(errors.InvalidArgumentError, match="unknown storage_options"):
-        aiostore.open_storage("s3://b", endpoint="http://x")
+@BACKENDS
+async def test_options_are_validated(s3_backend: str) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match=r"unknown storage_options \['endp"):
+        aiostore.open_storage("s3://b", endpoint="http://x", backend=s3_backend)
     with pytest.raises(errors.InvalidArgumentError, match="part_size"):
-        aiostore.open_storage("s3://b", part_size=1024)
+        aiostore.open_storage("s3://b", part_size=1024, backend=s3_backend)
     with pytest.raises(errors.InvalidArgumentError, match="addressing_style"):
-        aiostore.open_storage("s3://b", addressing_style="sideways")
+        aiostore.open_storage("s3://b", addressing_style="sideways", backend=s3_backend)
     with pytest.raises(errors.InvalidArgumentError, match="bucket"):
-        aiostore.open_storage("s3:///key")
+        aiostore.open_storage("s3:///key", backend=s3_backend)
+    with pytest.raises(errors.InvalidArgumentError, match="region_name"):
+        aiostore.open_storage("s3://b", region_name=3, backend=s3_backend)
+    with pytest.raises(errors.InvalidArgumentError, match="unknown S3 backend 'boto'"):
+        aiostore.open_storage("s3://b", backend="boto")
+    with pytest.raises(errors.InvalidArgumentError, match="no backend"):
+        aiostore.open_storage("/tmp/x", backend=s3_backend)
+
+
+async def test_the_default_backend_is_obstore(s3_bucket: str, s3_options: dict[str, Any]
+                                              ) -> None:
+    async with aiostore.open_storage(f"s3://{s3_bucket}", **s3_options) as st:
+        assert isinstance(st, ObstoreStorage)
+    async with aiostore.open_storage(f"s3://{s3_bucket}", backend="aiobotocore",
+                                     **s3_options) as st:
+        assert isinstance(st, S3Storage)
 
 
 async def test_a_leaked_storage_warns(s3_bucket: str, s3_options: dict[str, Any]) -> None:
-    st = aiostore.open_storage(f"s3://{s3_bucket}", **s3_options)
+    obstore_st = aiostore.open_storage(f"s3://{s3_bucket}", **s3_options)
+    await obstore_st.put("k", b"v")
+    with pytest.warns(ResourceWarning, match="never closed"):
+        del obstore_st
+    st = aiostore.open_storage(f"s3://{s3_bucket}", backend="aiobotocore", **s3_options)
     await st.put("k", b"v")  # opens the client on first use
     client_cm = st._client_cm  # type: ignore[attr-defined]
     with pytest.warns(ResourceWarning, match="never closed"):
