@@ -11,6 +11,7 @@ exception has the same meaning, the aiostore class derives from it too, so
     │   ├── InvalidLocationError               an ItemLocation that names no stored item
     │   ├── SafetyCheckError                   a trim's safety_check does not match the data
     │   └── InvalidKeyError                    an object key that is not allowed
+    │       └── AmbiguousKeyError              a Store key matching two stored objects
     ├── SerializationError (TypeError, ValueError)  the object cannot be encoded
     ├── ClosedError (ValueError)               the handle or object is already closed
     │   ├── DatabaseClosedError                the SegmentDB is not running
@@ -24,9 +25,11 @@ exception has the same meaning, the aiostore class derives from it too, so
     ├── DatabaseLockedError                    another SegmentDB holds the directory
     ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
     ├── CorruptionError                        stored bytes fail their checksum or framing
+    ├── RunningLoopError (RuntimeError)        a blocking call made inside a running event loop
     └── StorageError (OSError)                 the operating system or the store refused
         ├── NotFoundError (FileNotFoundError)
-        │   └── BucketNotFoundError            the S3 bucket does not exist
+        │   ├── BucketNotFoundError            the S3 bucket does not exist
+        │   └── KeyNotFoundError (KeyError)    a Store key with no stored object
         ├── AlreadyExistsError (FileExistsError)
         ├── AccessDeniedError (PermissionError)
         ├── IsADirectoryTargetError (IsADirectoryError)
@@ -48,6 +51,7 @@ __all__ = [
     "AccessDeniedError",
     "AiostoreError",
     "AlreadyExistsError",
+    "AmbiguousKeyError",
     "BucketNotFoundError",
     "ClosedError",
     "CommitConflictError",
@@ -62,10 +66,12 @@ __all__ = [
     "InvalidLocationError",
     "InvalidTypeError",
     "IsADirectoryTargetError",
+    "KeyNotFoundError",
     "NotADirectoryTargetError",
     "NotFoundError",
     "OverwriteDisabledError",
     "PreconditionFailedError",
+    "RunningLoopError",
     "SafetyCheckError",
     "SchemaMismatchError",
     "SerializationError",
@@ -119,6 +125,13 @@ class InvalidKeyError(InvalidArgumentError):
     or escaping the storage root. Nothing was read or written."""
 
 
+class AmbiguousKeyError(InvalidKeyError):
+    """A :class:`~aiostore.Store` key given without extension matches two or more stored
+    objects (``conf.json`` and ``conf.yaml``) and no replace in progress says which one is
+    current. Name the extension (``"conf.yaml"``), or delete or set the key; nothing was read
+    or written."""
+
+
 class PreconditionFailedError(AiostoreError):
     """A conditional put lost: ``if_none_match`` and the key exists, or ``if_match`` and the
     object's ETag is another (or it is gone). The stored object is unchanged."""
@@ -151,6 +164,11 @@ class SafetyCheckError(InvalidArgumentError):
     """A trim's ``safety_check`` bytes do not match the data it would remove; nothing changed."""
 
 
+class RunningLoopError(AiostoreError, RuntimeError):
+    """A blocking call (``Store.sync``) was made from inside a running event loop, where it
+    would block — or deadlock — that loop; use the async API there. Nothing was done."""
+
+
 class DatabaseLockedError(AiostoreError):
     """Another SegmentDB — in this process or another — has the directory open for writing."""
 
@@ -176,6 +194,11 @@ class StorageError(AiostoreError, OSError):
 
 class NotFoundError(StorageError, FileNotFoundError):
     """A file or directory that must exist does not."""
+
+
+class KeyNotFoundError(NotFoundError, KeyError):
+    """A :class:`~aiostore.Store` key with no stored object: both a ``NotFoundError`` (a
+    ``FileNotFoundError``) and a ``KeyError``, so ``store["x"]`` fails like a dict's."""
 
 
 class AlreadyExistsError(StorageError, FileExistsError):
