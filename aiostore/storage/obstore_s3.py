@@ -95,9 +95,7 @@ class ObstoreStorage(S3StorageBase):
 
     # --- lifecycle -------------------------------------------------------------------------
     async def _open(self) -> None:
-        _require_asyncio()
-        await super()._open()
-        await self._get_store()
+        await self._get_store()  # (marks the storage opened once there is a client)
 
     async def _get_store(self) -> Any:
         self._check_open()
