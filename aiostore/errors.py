@@ -24,6 +24,7 @@ exception has the same meaning, the aiostore class derives from it too, so
     ├── VersionNotFoundError (LookupError)     a table version that does not exist (any more)
     ├── DatabaseLockedError                    another SegmentDB holds the directory
     ├── DatabaseFailedError                    an earlier I/O failure poisoned the SegmentDB
+    ├── DatabaseError                          a SQL database refused a statement (constraint...)
     ├── CorruptionError                        stored bytes fail their checksum or framing
     ├── RunningLoopError (RuntimeError)        a blocking call made inside a running event loop
     └── StorageError (OSError)                 the operating system or the store refused
@@ -36,7 +37,7 @@ exception has the same meaning, the aiostore class derives from it too, so
         ├── NotADirectoryTargetError (NotADirectoryError)
         ├── DiskFullError                      ENOSPC / EDQUOT
         ├── DurabilityError                    fsync failed: data may not be on disk
-        └── StorageUnavailableError            the object store cannot be reached
+        └── StorageUnavailableError            the object store or database cannot be reached
 
 ``StorageError`` keeps ``errno``, ``strerror`` and ``filename`` of the underlying ``OSError``,
 which is also chained as ``__cause__``.
@@ -57,6 +58,7 @@ __all__ = [
     "CommitConflictError",
     "CorruptionError",
     "DatabaseClosedError",
+    "DatabaseError",
     "DatabaseFailedError",
     "DatabaseLockedError",
     "DiskFullError",
@@ -181,6 +183,17 @@ class DatabaseFailedError(AiostoreError):
     """
 
 
+class DatabaseError(AiostoreError):
+    """A SQL database refused a statement of a write or read (a constraint violated, a type it
+    rejects, a lock or statement timeout, a permission, ...). A write was rolled back: the target
+    is as before. ``sqlstate`` is the SQLSTATE code when the database gave one (PostgreSQL), and
+    the driver's exception is chained as ``__cause__``."""
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
 class CorruptionError(AiostoreError):
     """Stored bytes fail their checksum or framing (disk corruption, or a foreign file)."""
 
@@ -228,7 +241,8 @@ class BucketNotFoundError(NotFoundError):
 
 class StorageUnavailableError(StorageError):
     """The object store could not be reached (connection refused, DNS, timeouts), also after
-    the retries."""
+    the retries; or the connection to a SQL database failed or was lost (a write then committed
+    nothing)."""
 
 
 class DurabilityError(StorageError):
