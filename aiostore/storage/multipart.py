@@ -15,16 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
-import secrets
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._io.base import Buffer
 from ..errors import ClosedError, NotFoundError, PreconditionFailedError
-from .base import ObjectInfo, ObjectWriter
+from .base import ObjectInfo
 from .retry import Ambiguous, call, translate
 from .s3 import prepare_body
-from .s3base import TOKEN_KEY
+from .s3base import TOKEN_KEY, S3WriterBase
 
 if TYPE_CHECKING:
     from .s3 import S3Storage
@@ -32,30 +31,20 @@ if TYPE_CHECKING:
 __all__ = ["S3Writer"]
 
 
-class S3Writer(ObjectWriter):
+class S3Writer(S3WriterBase):
     """A streaming write of one S3 object (from :meth:`S3Storage.open_writer`)."""
 
     def __init__(self, storage: S3Storage, key: str, *, if_none_match: bool,
                  if_match: str | None) -> None:
+        super().__init__(storage, key, if_none_match=if_none_match, if_match=if_match)
         self.storage = storage
-        self.key = key
-        self.full = storage._key(key)
-        self.url = storage._url(key)
-        self.if_none_match = if_none_match
-        self.if_match = if_match
-        self.options = storage.options
         self.buffer = bytearray()
-        self.size = 0
         self.upload_id: str | None = None
         self.parts: dict[int, str] = {}
         self.next_part = 1
         self.tasks: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(self.options.max_concurrency)
         self.error: BaseException | None = None
-        self.state = "open"
-        self.token = secrets.token_hex(12)
-        #: the published object's info, once closed
-        self.info: ObjectInfo | None = None
 
     # --- writing -----------------------------------------------------------------------------
     async def write(self, data: Buffer) -> None:

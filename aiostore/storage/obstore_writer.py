@@ -24,7 +24,6 @@ condition on the completion.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from .._io.base import Buffer
 from ..errors import ClosedError, NotFoundError, StorageError
 from .base import ObjectInfo, ObjectWriter
 from .obstore_errors import translate
-from .s3base import INLINE, TOKEN_KEY, join, strip_etag
+from .s3base import INLINE, TOKEN_KEY, S3WriterBase, join, strip_etag
 
 if TYPE_CHECKING:
     from .obstore_s3 import ObstoreStorage
@@ -86,28 +85,18 @@ async def _own(view: memoryview) -> Buffer:
     return await join([view])
 
 
-class ObstoreWriter(ObjectWriter):
+class ObstoreWriter(S3WriterBase):
     """A streaming write of one S3 object (from :meth:`ObstoreStorage.open_writer`)."""
 
     def __init__(self, storage: ObstoreStorage, key: str, *, if_none_match: bool,
                  if_match: str | None) -> None:
+        super().__init__(storage, key, if_none_match=if_none_match, if_match=if_match)
         self.storage = storage
-        self.key = key
-        self.full = storage._key(key)
-        self.url = storage._url(key)
-        self.if_none_match = if_none_match
-        self.if_match = if_match
-        self.options = storage.options
         self.pending: deque[Buffer] = deque()
         self.pending_size = 0
-        self.size = 0
-        self.state = "open"
-        self.token = secrets.token_hex(12)
         self.feed: _Feed | None = None
         self.upload: asyncio.Future[Any] | None = None
         self.delegate: ObjectWriter | None = None
-        #: the published object's info, once closed
-        self.info: ObjectInfo | None = None
 
     # --- writing -----------------------------------------------------------------------------
     async def write(self, data: Buffer) -> None:

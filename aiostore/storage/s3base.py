@@ -12,6 +12,7 @@ module, never each other's internals in a circle.
 
 from __future__ import annotations
 
+import secrets
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
@@ -23,9 +24,10 @@ from ..errors import (
     NotFoundError,
     PreconditionFailedError,
 )
-from .base import Data, ObjectInfo, Storage, check_key
+from .base import Data, ObjectInfo, ObjectWriter, Storage, check_key
 
-__all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "join", "strip_etag"]
+__all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "S3WriterBase", "join",
+           "strip_etag"]
 
 MiB = 1 << 20
 #: below this, copying or joining a body on the event loop is cheaper than a thread hop
@@ -207,3 +209,22 @@ class S3StorageBase(Storage):
         if if_match is not None and info.etag != strip_etag(if_match):
             raise PreconditionFailedError(f"{self._url(key)} changed (if_match)")
         return None
+
+
+class S3WriterBase(ObjectWriter):
+    """What the S3 backends' streaming writers start from: the target, its condition, a fresh
+    write token and the state (``open``, then ``closed`` or ``aborted``)."""
+
+    def __init__(self, storage: S3StorageBase, key: str, *, if_none_match: bool,
+                 if_match: str | None) -> None:
+        self.key = key
+        self.full = storage._key(key)
+        self.url = storage._url(key)
+        self.if_none_match = if_none_match
+        self.if_match = if_match
+        self.options = storage.options
+        self.size = 0
+        self.state = "open"
+        self.token = secrets.token_hex(12)
+        #: the published object's info, once closed
+        self.info: ObjectInfo | None = None
