@@ -8,18 +8,19 @@ holds the replayed state at ``N`` so that replay can start there, and ``_last_ch
 names the newest. Opening the latest version reads ``_last_checkpoint``, that checkpoint and
 the commits after it — found by probing ``N+1, N+2, ...`` — never the whole log.
 
-Everything here works on a :class:`~aiostore.storage.Storage`; Parquet decoding runs in the
-worker pool.
+Everything here works on a :class:`~aiostore.storage.Storage`. Checkpoints are encoded and
+decoded in two parts: the Parquet bytes in the worker pool (native code, the GIL released), the
+conversion between Arrow and Python dicts on the event loop in bounded steps.
 """
 
 from __future__ import annotations
 
-import io
+import asyncio
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -193,47 +194,120 @@ def _map(value: Any) -> list[tuple[str, str | None]] | None:
     return [(str(k), None if v is None else str(v)) for k, v in dict(value).items()]
 
 
-def encode_checkpoint(snapshot: Snapshot) -> bytes:
-    """The checkpoint Parquet file of ``snapshot`` (blocking)."""
-    import pyarrow.parquet as pq
+# A checkpoint's rows are Python dicts on one side and Arrow arrays on the other: converting
+# them is interpreter work (about a microsecond per row and field), run on the event loop in
+# steps of _STEP_ROWS rows with the loop's other tasks served in between. Only the Parquet
+# encoding and decoding, native code that releases the GIL, run in a worker thread. Converting
+# a checkpoint of thousands of files in a worker instead holds the GIL for milliseconds, and
+# the loop, which needs it back at every wake-up, then waits up to the interpreter's switch
+# interval (5 ms) for it, twice per wake-up of a task.
+_STEP_ROWS = 500
 
-    rows: list[dict[str, Any]] = [{"protocol": {
-        "minReaderVersion": int(snapshot.protocol.get("minReaderVersion", 1)),
-        "minWriterVersion": int(snapshot.protocol.get("minWriterVersion", 2))}}]
+_T = TypeVar("_T")
+Steps = Generator[None, None, _T]
+"""A conversion in steps: each ``next()`` does a bounded amount of work; the result is the
+generator's return value."""
+
+
+def run_steps(steps: Steps[_T]) -> _T:
+    """Run every step of ``steps`` at once (blocking) and return its result."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+
+async def run_steps_async(steps: Steps[_T]) -> _T:
+    """Run ``steps`` on the event loop, letting the loop run its other tasks between steps."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+        await asyncio.sleep(0)
+
+
+def _action_table(kind: str, rows: list[dict[str, Any]]) -> pa.Table:
+    """Checkpoint rows that each hold one ``kind`` action (the other columns null), built
+    column by column (``pa.Table.from_pylist`` of the whole rows is several times slower)."""
+    columns: list[pa.Array[Any]] = []
+    for column in CHECKPOINT_SCHEMA:
+        if column.name != kind:
+            columns.append(pa.nulls(len(rows), column.type))
+            continue
+        fields = list(column.type)
+        children = [pa.array([row.get(f.name) for row in rows], type=f.type) for f in fields]
+        columns.append(pa.StructArray.from_arrays(children, fields=fields))
+    return pa.Table.from_arrays(columns, schema=CHECKPOINT_SCHEMA)
+
+
+def _checkpoint_steps(snapshot: Snapshot) -> Steps[pa.Table]:
+    """The checkpoint table of ``snapshot``, in steps of :data:`_STEP_ROWS` actions."""
     meta = snapshot.metadata
     fmt = meta.get("format") or {"provider": "parquet", "options": {}}
-    rows.append({"metaData": {
-        "id": meta.get("id"), "name": meta.get("name"), "description": meta.get("description"),
-        "format": {"provider": fmt.get("provider", "parquet"),
-                   "options": _map(fmt.get("options") or {})},
-        "schemaString": meta.get("schemaString"),
-        "partitionColumns": list(meta.get("partitionColumns") or []),
-        "createdTime": meta.get("createdTime"),
-        "configuration": _map(meta.get("configuration") or {})}})
-    for txn in snapshot.txns.values():
-        rows.append({"txn": {"appId": txn.get("appId"), "version": txn.get("version"),
-                             "lastUpdated": txn.get("lastUpdated")}})
-    for add in snapshot.files.values():
-        rows.append({"add": {
-            "path": add["path"], "partitionValues": _map(add.get("partitionValues") or {}),
-            "size": add.get("size"), "modificationTime": add.get("modificationTime"),
-            "dataChange": False, "stats": add.get("stats"), "tags": _map(add.get("tags"))}})
+    parts = [
+        _action_table("protocol", [{
+            "minReaderVersion": int(snapshot.protocol.get("minReaderVersion", 1)),
+            "minWriterVersion": int(snapshot.protocol.get("minWriterVersion", 2))}]),
+        _action_table("metaData", [{
+            "id": meta.get("id"), "name": meta.get("name"),
+            "description": meta.get("description"),
+            "format": {"provider": fmt.get("provider", "parquet"),
+                       "options": _map(fmt.get("options") or {})},
+            "schemaString": meta.get("schemaString"),
+            "partitionColumns": list(meta.get("partitionColumns") or []),
+            "createdTime": meta.get("createdTime"),
+            "configuration": _map(meta.get("configuration") or {})}]),
+    ]
+    txns = list(snapshot.txns.values())
+    adds = list(snapshot.files.values())
     expired = int(time.time() * 1000) - TOMBSTONE_RETENTION_MS
-    for remove in snapshot.removed.values():
-        if (remove.get("deletionTimestamp") or 0) < expired:
-            continue  # (as Delta's checkpoints do: tombstones past the retention expire)
-        rows.append({"remove": {
-            "path": remove["path"], "deletionTimestamp": remove.get("deletionTimestamp"),
-            "dataChange": False, "extendedFileMetadata": remove.get("extendedFileMetadata"),
-            "partitionValues": _map(remove.get("partitionValues")),
-            "size": remove.get("size")}})
-    table = pa.Table.from_pylist(rows, schema=CHECKPOINT_SCHEMA)
-    sink = io.BytesIO()
+    # (as Delta's checkpoints do: tombstones past the retention expire)
+    removes = [r for r in snapshot.removed.values()
+               if (r.get("deletionTimestamp") or 0) >= expired]
+    for start in range(0, len(txns), _STEP_ROWS):
+        yield
+        parts.append(_action_table("txn", [
+            {"appId": t.get("appId"), "version": t.get("version"),
+             "lastUpdated": t.get("lastUpdated")} for t in txns[start:start + _STEP_ROWS]]))
+    for start in range(0, len(adds), _STEP_ROWS):
+        yield
+        parts.append(_action_table("add", [
+            {"path": a["path"], "partitionValues": _map(a.get("partitionValues") or {}),
+             "size": a.get("size"), "modificationTime": a.get("modificationTime"),
+             "dataChange": False, "stats": a.get("stats"), "tags": _map(a.get("tags"))}
+            for a in adds[start:start + _STEP_ROWS]]))
+    for start in range(0, len(removes), _STEP_ROWS):
+        yield
+        parts.append(_action_table("remove", [
+            {"path": r["path"], "deletionTimestamp": r.get("deletionTimestamp"),
+             "dataChange": False, "extendedFileMetadata": r.get("extendedFileMetadata"),
+             "partitionValues": _map(r.get("partitionValues")), "size": r.get("size")}
+            for r in removes[start:start + _STEP_ROWS]]))
+    return pa.concat_tables(parts)
+
+
+def _write_parquet(table: pa.Table) -> bytes:
+    """A checkpoint table as Parquet bytes (blocking; native, the GIL released)."""
+    import pyarrow.parquet as pq
+
+    sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="snappy")
-    return sink.getvalue()
+    return sink.getvalue().to_pybytes()
+
+
+def encode_checkpoint(snapshot: Snapshot) -> bytes:
+    """The checkpoint Parquet file of ``snapshot`` (blocking)."""
+    return _write_parquet(run_steps(_checkpoint_steps(snapshot)))
 
 
 _MAP_FIELDS = frozenset({"partitionValues", "tags", "configuration", "options"})
+_KINDS = ("protocol", "metaData", "txn", "remove", "add")  # the order of replay
+_ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "dataChange", "stats",
+               "tags")
 
 
 def _unmap(name: str, value: Any) -> Any:
@@ -242,42 +316,53 @@ def _unmap(name: str, value: Any) -> Any:
     return value
 
 
-def decode_checkpoint(data: bytes, version: int) -> Snapshot:
-    """The snapshot stored in a checkpoint file (blocking)."""
+def _read_checkpoint(data: bytes) -> dict[str, pa.Array[Any]]:
+    """A checkpoint file's rows of each kind of action (blocking; native, the GIL released):
+    only the rows that hold that action, as one struct array per kind."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    table = pq.read_table(io.BytesIO(data))
+    table = pq.ParquetFile(pa.BufferReader(data)).read()
+    kinds: dict[str, pa.Array[Any]] = {}
+    for kind in _KINDS:
+        if kind in table.column_names:
+            column = table.column(kind)
+            kinds[kind] = column.filter(pc.is_valid(column)).combine_chunks()
+    return kinds
+
+
+def _snapshot_steps(kinds: dict[str, pa.Array[Any]], version: int) -> Steps[Snapshot]:
+    """The snapshot of a checkpoint's actions, in steps of :data:`_STEP_ROWS` rows: field by
+    field, only the rows of each action (converting whole rows, most of their fields null,
+    costs several times more)."""
+    import pyarrow.compute as pc
+
     snapshot = Snapshot()
-    # column by column, only the rows that hold that action: converting whole rows to
-    # Python (most of their fields null) costs several times more, with the GIL held
-    for kind in ("protocol", "metaData", "txn", "remove", "add"):
-        if kind not in table.column_names:
-            continue
-        column = table.column(kind)
-        rows = column.filter(pc.is_valid(column))
-        if kind == "add":
-            wanted = [f.name for f in column.type if f.name in _ADD_FIELDS]
-            values = {name: pc.struct_field(rows, name).to_pylist() for name in wanted}
-            for i in range(len(rows)):
-                add = {name: _unmap(name, values[name][i]) for name in wanted
-                       if values[name][i] is not None}
-                path = unquote(add["path"])
-                snapshot.files[path] = add
-                snapshot.removed.pop(path, None)
-            continue
-        for row in rows.to_pylist():
-            action: dict[str, Any] = {k: _unmap(k, v) for k, v in (row or {}).items()
-                                      if v is not None}
-            if kind == "metaData" and isinstance(action.get("format"), dict):
-                action["format"] = {k: _unmap(k, v) for k, v in action["format"].items()}
-            snapshot.apply(version, [{kind: action}])
+    for kind, rows in ((k, kinds[k]) for k in _KINDS if k in kinds):
+        names = [f.name for f in rows.type if kind != "add" or f.name in _ADD_FIELDS]
+        for start in range(0, len(rows), _STEP_ROWS):
+            yield
+            part = rows.slice(start, _STEP_ROWS)
+            values = [pc.struct_field(part, name).to_pylist() for name in names]
+            for row in zip(*values, strict=True):
+                action = {name: _unmap(name, value) for name, value in zip(names, row,
+                                                                           strict=True)
+                          if value is not None}
+                if kind == "add":
+                    path = unquote(action["path"])
+                    snapshot.files[path] = action
+                    snapshot.removed.pop(path, None)
+                    continue
+                if kind == "metaData" and isinstance(action.get("format"), dict):
+                    action["format"] = {k: _unmap(k, v) for k, v in action["format"].items()}
+                snapshot.apply(version, [{kind: action}])
     snapshot.version = version
     return snapshot
 
 
-_ADD_FIELDS = ("path", "partitionValues", "size", "modificationTime", "dataChange", "stats",
-               "tags")
+def decode_checkpoint(data: bytes, version: int) -> Snapshot:
+    """The snapshot stored in a checkpoint file (blocking)."""
+    return run_steps(_snapshot_steps(_read_checkpoint(data), version))
 
 
 async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
@@ -289,7 +374,8 @@ async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
     writer's, or another engine's) is left as it is, and so is the pointer. The pointer only
     moves forward: a compare-and-swap that leaves it alone if it names a newer checkpoint
     already (a writer that lagged behind must not send readers back to an older one)."""
-    data = await run_sync(encode_checkpoint, snapshot)
+    table = await run_steps_async(_checkpoint_steps(snapshot))
+    data = await run_sync(_write_parquet, table)
     try:
         await storage.put(checkpoint_key(snapshot.version), data, if_none_match=True)
     except PreconditionFailedError:
@@ -323,8 +409,8 @@ async def write_checkpoint(storage: Storage, snapshot: Snapshot, *,
 
 async def _load_checkpoint(storage: Storage, version: int) -> Snapshot:
     data = await storage.get(checkpoint_key(version))
-    snapshot: Snapshot = await run_sync(decode_checkpoint, data, version)
-    return snapshot
+    kinds = await run_sync(_read_checkpoint, data)
+    return await run_steps_async(_snapshot_steps(kinds, version))
 
 
 async def load_snapshot(storage: Storage, version: int | None = None) -> Snapshot:

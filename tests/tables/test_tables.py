@@ -317,6 +317,40 @@ async def test_checkpoints_drop_tombstones_past_the_retention() -> None:
     assert list(back.removed) == ["recent.parquet"]
 
 
+async def test_checkpoints_of_many_actions_round_trip(tmp_path: Path) -> None:
+    # checkpoints are converted in steps of log._STEP_ROWS rows (the loop runs between
+    # steps): every action of every kind survives the step boundaries, blocking or not
+    import time
+
+    from aiostore.tables import log
+
+    now = int(time.time() * 1000)
+    n = 2 * log._STEP_ROWS + 1
+    snapshot = log.Snapshot(version=7, protocol={"minReaderVersion": 1, "minWriterVersion": 2},
+                            metadata={"id": "x", "name": "t", "schemaString": "{}",
+                                      "format": {"provider": "parquet", "options": {"k": "v"}},
+                                      "partitionColumns": [], "configuration": {"a": "1"},
+                                      "createdTime": now})
+    for i in range(n):
+        snapshot.txns[f"app{i}"] = {"appId": f"app{i}", "version": i, "lastUpdated": now}
+        snapshot.files[f"f {i}.parquet"] = {
+            "path": f"f%20{i}.parquet", "partitionValues": {"p": str(i)} if i % 2 else {},
+            "size": i, "modificationTime": now, "dataChange": False,
+            "stats": f'{{"numRecords":{i}}}', **({"tags": {"t": "x"}} if i % 3 else {})}
+        snapshot.removed[f"r{i}.parquet"] = {
+            "path": f"r{i}.parquet", "deletionTimestamp": now, "dataChange": False,
+            "extendedFileMetadata": True, "partitionValues": {}, "size": i}
+    back = log.decode_checkpoint(log.encode_checkpoint(snapshot), 7)
+    async with aiostore.open_storage(tmp_path) as storage:
+        await log.write_checkpoint(storage, snapshot)
+        loaded = await log.load_snapshot(storage, 7)
+    for got in (back, loaded):
+        assert (got.version, got.protocol, got.metadata) == \
+            (7, snapshot.protocol, snapshot.metadata)
+        assert got.files == snapshot.files and list(got.files) == list(snapshot.files)
+        assert got.removed == snapshot.removed and got.txns == snapshot.txns
+
+
 async def test_expiry_never_deletes_files_aiostore_did_not_write(tmp_path: Path) -> None:
     # files in the table's folder that no log entry ever referenced: only an orphan aiostore
     # provably wrote (its name and the marker in its footer) may go; the others are reported
