@@ -36,19 +36,27 @@ if _TYPE_CHECKING:  # imported on first use (they need pyarrow): see __getattr__
     from .tables import open_table as open_table
     from .tables import read_table as read_table
     from .tables import write_snapshot as write_snapshot
+    from .sql import read_sql as read_sql
+    from .sql import write_sql as write_sql
 
 __version__ = "0.1.0"
 
 _LAZY = {"ExpireReport", "HistoryEntry", "Table", "expire_snapshots", "open_table",
          "read_table", "write_snapshot"}
+_LAZY_SQL = {"read_sql", "write_sql"}
 
 
 def __getattr__(name: str) -> _Any:
-    """The snapshot-table names, imported on first use (they need pyarrow)."""
+    """The snapshot-table and SQL names, imported on first use (they need pyarrow; the SQL
+    ones the ``sql`` extra)."""
     if name in _LAZY:
         from . import tables
 
         return getattr(tables, name)
+    if name in _LAZY_SQL:
+        from . import sql
+
+        return getattr(sql, name)
     raise AttributeError(f"module 'aiostore' has no attribute {name!r}")
 
 __all__ = [
@@ -73,6 +81,7 @@ __all__ = [
     "open_storage",
     "open_table",
     "read",
+    "read_sql",
     "read_table",
     "sweep_temp_files",
     "write",
@@ -80,5 +89,6 @@ __all__ = [
     "write_json",
     "write_jsonl",
     "write_snapshot",
+    "write_sql",
     "write_text",
 ]

@@ -65,7 +65,7 @@ def _progress(path: str, progress: object) -> frames.Progress | None:
     return report
 
 
-async def write(obj: object, path: StrPath, *, format: str | None = None,
+async def write(obj: object, path: StrPath | None = None, *, format: str | None = None,
                 progress: bool | frames.Progress | None = None, overwrite: bool = True,
                 durable: bool = True, mode: int | None = None,
                 storage_options: Mapping[str, Any] | None = None,
@@ -102,7 +102,16 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
     :func:`aiostore.open_storage`): bytes, text and JSON are one put; a frame is encoded batch
     by batch into a streamed multipart upload (bounded memory), aborted on an error or
     cancellation, so the object appears whole or not at all.
+
+    ``format="sql"`` (atio's spelling) writes a frame into a database table instead:
+    ``write(df, format="sql", name="products", con=con, if_exists="replace")`` is
+    :func:`aiostore.write_sql` (``name`` may also be given as ``path``; ``if_exists``,
+    ``schema``, ``chunk_rows``, ``dtype`` and ``progress`` are passed on).
     """
+    if format == "sql":
+        return await _write_sql(obj, path, progress, writer_kwargs)
+    if path is None:
+        raise InvalidArgumentError("write() needs a path (or format='sql' with name= and con=)")
     p = fspath(path)
     check_mode(mode)
     check_remote(p, mode, storage_options)
@@ -123,6 +132,28 @@ async def write(obj: object, path: StrPath, *, format: str | None = None,
     async with destination(p, overwrite=overwrite, durable=durable, mode=mode,
                            storage_options=storage_options) as dest:
         await registry.write(obj, dest, ext, options=options, handler=handler)
+
+
+_SQL_OPTIONS = {"if_exists", "schema", "chunk_rows", "dtype"}
+
+
+async def _write_sql(obj: object, path: StrPath | None,
+                     progress: bool | frames.Progress | None, kwargs: dict[str, Any]) -> None:
+    """``format="sql"``: :func:`aiostore.write_sql` with atio's argument names."""
+    from ..sql import write_sql
+
+    name = kwargs.pop("name", None)
+    if name is None and isinstance(path, str):
+        name = path
+    con = kwargs.pop("con", None)
+    if name is None or con is None:
+        raise InvalidArgumentError("format='sql' needs name= (the table) and con= (a database "
+                                   "URL, AsyncEngine or AsyncConnection)")
+    unknown = sorted(set(kwargs) - _SQL_OPTIONS)
+    if unknown:
+        raise InvalidArgumentError(f"format='sql' does not take {unknown}; it takes name, con, "
+                                   f"{sorted(_SQL_OPTIONS)} and progress")
+    await write_sql(obj, name, con, progress=progress or False, **kwargs)
 
 
 def _suffix(path: str) -> str:
