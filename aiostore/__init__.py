@@ -27,6 +27,7 @@ from .storage import ObjectInfo as ObjectInfo
 from .storage import ObjectWriter as ObjectWriter
 from .storage import Storage as Storage
 from .storage import open_storage as open_storage
+from .store import Store as Store
 
 if _TYPE_CHECKING:  # imported on first use (they need pyarrow): see __getattr__
     from .tables import ExpireReport as ExpireReport
@@ -71,6 +72,7 @@ __all__ = [
     "ObjectWriter",
     "SegmentDB",
     "Storage",
+    "Store",
     "Table",
     "Transaction",
     "TrimResult",
