@@ -149,14 +149,23 @@ class ObstoreStorage(S3StorageBase):
                         "max_backoff": timedelta(seconds=opts.retry.cap), "base": 2}}
         provider = None
         if settings.access_key_id and settings.secret_access_key:
-            credential: S3Credential = {"access_key_id": settings.access_key_id,
-                                        "secret_access_key": settings.secret_access_key,
-                                        "token": settings.session_token, "expires_at": None}
+            if settings.session_token or not (environ.get("AWS_SESSION_TOKEN")
+                                              or environ.get("AWS_TOKEN")):
+                config["access_key_id"] = settings.access_key_id
+                config["secret_access_key"] = settings.secret_access_key
+                if settings.session_token:
+                    config["session_token"] = settings.session_token
+            else:
+                # object_store would mix the environment's session token, which belongs to
+                # other keys, into these: a static provider keeps it out (the only case where
+                # obstore's threads call back into Python)
+                credential: S3Credential = {
+                    "access_key_id": settings.access_key_id,
+                    "secret_access_key": settings.secret_access_key, "token": None,
+                    "expires_at": None}
 
-            # a provider, not config keys: object_store would otherwise mix in an
-            # AWS_SESSION_TOKEN from the environment that belongs to other credentials
-            def provider() -> S3Credential:
-                return credential
+                def provider() -> S3Credential:
+                    return credential
 
         store = S3Store(self.bucket, config=config, client_options=client, retry_config=retry,
                         credential_provider=provider)
