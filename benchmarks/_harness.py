@@ -19,11 +19,14 @@ The parts, in the order a script uses them:
 * **Measurement**: a :class:`Contender` is one timed thing of one scenario; its ``prepare``
   builds a :class:`Trial` in a fresh directory (untimed), whose ``run`` is timed and whose
   ``close`` is not (:func:`from_body` adapts a contender with nothing to open or close).
-  :func:`measure` times one trial with a :class:`Heartbeat` running (the longest event-loop
-  stall); :func:`run_scenarios` runs each :class:`Scenario`'s one-time setup, then ``runs``
-  rounds of its contenders, interleaved with the order rotating, and stores every
-  ``(seconds, stall)`` in ``Contender.runs``.
-* **Report**: :func:`comparison_table` (aiostore against a peer, one :class:`Row` per line),
+  :func:`measure_run` times one trial with a :class:`Heartbeat` running (every gap of the
+  event loop: the longest is the stall, and their 99th percentile) and the process's CPU time
+  taken around it; :func:`run_scenarios` runs each :class:`Scenario`'s one-time setup, then
+  ``runs`` rounds of its contenders, interleaved with the order rotating, and stores every
+  ``(seconds, stall)`` in ``Contender.runs`` and the whole :class:`Measurement` in
+  ``Contender.measured``.
+* **Report**: :func:`comparison_table` (aiostore against a peer, one :class:`Row` per line;
+  optionally with the p99 of the loop's gaps and the CPU time per unit),
   :func:`contender_lines`, :func:`verdict` for the targets, :func:`print_results` for stdout,
   :func:`machine`, :func:`git_head` / :func:`aiostore_tree`, and :func:`docs_section` +
   :func:`write_section`, which replaces the script's own section of ``docs/benchmarks.md``.
@@ -49,6 +52,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import importlib.metadata
+import math
 import os
 import platform
 import shutil
@@ -189,10 +193,12 @@ def enter_bench_venv(script: str | Path, name: str, requirements: Sequence[str],
 # measurement
 # --------------------------------------------------------------------------------------------
 class Heartbeat:
-    """A task that sleeps 1 ms in a loop and records the longest gap: the event-loop stall."""
+    """A task that sleeps 1 ms in a loop and records every gap between its wake-ups: the
+    longest is the event-loop stall, :meth:`quantile` the distribution."""
 
     def __init__(self) -> None:
         self.max_gap = 0.0
+        self.gaps: list[float] = []
         self._since = 0.0
         self._task: asyncio.Task[None] | None = None
 
@@ -200,7 +206,17 @@ class Heartbeat:
         while True:
             self._since = time.perf_counter()
             await asyncio.sleep(HEARTBEAT_S)
-            self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
+            gap = time.perf_counter() - self._since
+            self.gaps.append(gap)
+            self.max_gap = max(self.max_gap, gap)
+
+    def quantile(self, q: float) -> float:
+        """The gap that a fraction ``q`` of the gaps do not exceed (nearest rank), seconds; 0
+        before the first gap."""
+        if not self.gaps:
+            return 0.0
+        ordered = sorted(self.gaps)
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
 
     async def start(self) -> None:
         """Start beating (returns once the first beat is under way)."""
@@ -209,7 +225,9 @@ class Heartbeat:
 
     async def stop(self) -> float:
         """Stop; the longest gap in seconds, counting one still open (a loop still blocked)."""
-        self.max_gap = max(self.max_gap, time.perf_counter() - self._since)
+        gap = time.perf_counter() - self._since
+        self.gaps.append(gap)
+        self.max_gap = max(self.max_gap, gap)
         assert self._task is not None
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -251,7 +269,9 @@ class Contender:
 
     ``unit`` is ``"s"`` or ``"ms"`` (a time: lower is better), ``"MB/s"`` (``count`` bytes per
     run, MB = 10^6 bytes) or any other ``"<things>/s"`` (``count`` things per run); rates are
-    higher-is-better. ``runs`` collects ``(seconds, longest loop stall in seconds)`` per run.
+    higher-is-better. ``runs`` collects ``(seconds, longest loop stall in seconds)`` per run;
+    ``measured`` the whole :class:`Measurement` of each run (the p99 of the loop's gaps, the
+    process's CPU time).
     """
 
     key: str
@@ -261,6 +281,7 @@ class Contender:
     count: int  # units per run (unused for times)
     unit: str
     runs: list[tuple[float, float]] = field(default_factory=list)
+    measured: list[Measurement] = field(default_factory=list)
 
     @property
     def seconds(self) -> float:
@@ -301,6 +322,37 @@ class Contender:
         """The longest loop stall of any run, in ms."""
         return max(g for _, g in self.runs) * 1e3
 
+    @property
+    def p99_ms(self) -> float:
+        """Median (over runs) of each run's 99th percentile of the loop's gaps, in ms."""
+        return statistics.median(m.p99 for m in self.measured) * 1e3
+
+    @property
+    def worst_p99_ms(self) -> float:
+        """The highest p99 of the loop's gaps of any run, in ms."""
+        return max(m.p99 for m in self.measured) * 1e3
+
+    @property
+    def cpu_per_unit_ms(self) -> float:
+        """Median (over runs) of the process's CPU time per unit of ``count`` (an object, an
+        append, a MB for ``MB/s``), in ms."""
+        per_run = statistics.median(m.cpu for m in self.measured)
+        units = self.count / 1e6 if self.unit == "MB/s" else self.count
+        return per_run / units * 1e3
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run: wall seconds (or the trial's own timing), the longest gap of the loop and the
+    99th percentile of its gaps (seconds; the heartbeat sleeps 1 ms, so an idle loop's gaps
+    are a little over 1 ms), and the CPU time of this process (every thread: the loop, the
+    worker pools, native runtimes; not the server's) during the timed region, seconds."""
+
+    seconds: float
+    stall: float
+    p99: float
+    cpu: float
+
 
 def ratio(ours: Contender, peer: Contender) -> float:
     """aiostore / peer: of the rates (higher is better) or of the times (lower is better)."""
@@ -309,23 +361,32 @@ def ratio(ours: Contender, peer: Contender) -> float:
 
 async def measure(prepare: Prepare, directory: Path) -> tuple[float, float]:
     """Prepare and run one trial in ``directory`` (created here); (seconds, longest loop stall
-    in seconds). Afterwards, untimed, dirty pages are written back (``sync``: non-durable
-    contenders are not charged for their write-back by the next one) and ``directory`` is
-    removed."""
+    in seconds). See :func:`measure_run`."""
+    run = await measure_run(prepare, directory)
+    return run.seconds, run.stall
+
+
+async def measure_run(prepare: Prepare, directory: Path) -> Measurement:
+    """Prepare and run one trial in ``directory`` (created here), with a :class:`Heartbeat`
+    running and this process's CPU time (``time.process_time``) taken around the timed region.
+    Afterwards, untimed, dirty pages are written back (``sync``: non-durable contenders are not
+    charged for their write-back by the next one) and ``directory`` is removed."""
     await asyncio.to_thread(directory.mkdir, parents=True)
     trial = await prepare(directory)
     try:
         heartbeat = Heartbeat()
         await heartbeat.start()
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         own = await trial.run()
         seconds = time.perf_counter() - t0 if own is None else own
+        cpu = time.process_time() - cpu0
         stall = await heartbeat.stop()
     finally:
         await trial.close()
     await asyncio.to_thread(os.sync)
     await asyncio.to_thread(shutil.rmtree, directory)
-    return seconds, stall
+    return Measurement(seconds, stall, heartbeat.quantile(0.99), cpu)
 
 
 @dataclass
@@ -358,9 +419,11 @@ async def run_rounds(contenders: Sequence[Contender], runs: int, work: Path) -> 
         for contender in [*contenders[shift:], *contenders[:shift]]:
             progress(f"  round {r + 1}/{runs}  {contender.scenario:8} {contender.label} ...",
                      end="")
-            result = await measure(contender.prepare, work / f"{contender.key}-{r}")
-            contender.runs.append(result)
-            progress(f" {result[0]:.3f} s, stall {result[1] * 1e3:.1f} ms")
+            result = await measure_run(contender.prepare, work / f"{contender.key}-{r}")
+            contender.runs.append((result.seconds, result.stall))
+            contender.measured.append(result)
+            progress(f" {result.seconds:.3f} s, stall {result.stall * 1e3:.1f} ms "
+                     f"(p99 {result.p99 * 1e3:.1f} ms), CPU {result.cpu:.3f} s")
 
 
 async def run_scenarios(scenarios: Iterable[Scenario], contenders: Mapping[str, Contender],
@@ -415,36 +478,59 @@ RATIO_LEGEND = "ratio = aiostore / peer: ↑ rates (higher is better), ↓ times
 
 
 def comparison_table(contenders: Mapping[str, Contender], rows: Iterable[Row],
-                     markdown: bool) -> list[str]:
+                     markdown: bool, *, p99: bool = False, cpu: bool = False) -> list[str]:
     """The result table: per row, aiostore's value, the peer's, the ratio (:func:`ratio`) and
-    both loop stalls. Rows whose contenders did not run are left out."""
+    both loop stalls; with ``p99`` both p99s of the loop's gaps, with ``cpu`` both CPU times
+    per unit (:attr:`Contender.cpu_per_unit_ms`). Rows whose contenders did not run are left
+    out."""
     header = ["scenario", "aiostore", "peer", "ratio", "loop stall, ms (aiostore / peer)"]
+    if p99:
+        header.append("loop gaps p99, ms (aiostore / peer)")
+    if cpu:
+        header.append("client CPU per unit, ms (aiostore / peer)")
     body: list[list[str]] = []
     for row in rows:
         ours, peer = contenders[row.ours], contenders[row.peer]
         if not (ours.runs and peer.runs):
             continue
-        body.append([
+        cells = [
             row.scenario,
             ours.shown(),
             f"{peer.shown()} — {row.peer_label}",
             f"{ratio(ours, peer):.2f}x {'↑' if ours.is_rate else '↓'}",
             f"{ours.stall_ms:.1f} / {peer.stall_ms:.1f}",
-        ])
-    return table(header, body, "lrlrr", markdown)
+        ]
+        if p99:
+            cells.append(f"{ours.p99_ms:.1f} / {peer.p99_ms:.1f}")
+        if cpu:
+            things = ours.unit.removesuffix("/s")
+            unit = "MB" if ours.unit == "MB/s" else things.removesuffix("s") or things
+            cells.append(f"{ours.cpu_per_unit_ms:.2f} / {peer.cpu_per_unit_ms:.2f} per {unit}")
+        body.append(cells)
+    return table(header, body, "lrlrr" + "r" * (p99 + cpu), markdown)
 
 
-def contender_lines(contenders: Iterable[Contender], digits: int = 3) -> list[str]:
+def contender_lines(contenders: Iterable[Contender], digits: int = 3, *,
+                    details: bool = False) -> list[str]:
     """Every contender that ran: median, each run's seconds (``digits`` decimals), stall
-    median and worst (Markdown)."""
-    lines = ["| contender | scenario | median | runs (s) | stall median / worst, ms |",
-             "| --- | --- | ---: | --- | ---: |"]
+    median and worst (Markdown); with ``details`` also the p99 of the loop's gaps (median /
+    worst) and each run's CPU seconds."""
+    header = "| contender | scenario | median | runs (s) | stall median / worst, ms |"
+    rule = "| --- | --- | ---: | --- | ---: |"
+    if details:
+        header += " gaps p99 median / worst, ms | CPU per run (s) |"
+        rule += " ---: | --- |"
+    lines = [header, rule]
     for c in contenders:
         if not c.runs:
             continue
         runs = ", ".join(f"{s:.{digits}f}" for s, _ in c.runs)
-        lines.append(f"| {c.label} | {c.scenario} | {c.shown()} | {runs} | "
-                     f"{c.stall_ms:.1f} / {c.worst_stall_ms:.1f} |")
+        line = (f"| {c.label} | {c.scenario} | {c.shown()} | {runs} | "
+                f"{c.stall_ms:.1f} / {c.worst_stall_ms:.1f} |")
+        if details and c.measured:
+            cpu = ", ".join(f"{m.cpu:.{digits}f}" for m in c.measured)
+            line += f" {c.p99_ms:.1f} / {c.worst_p99_ms:.1f} | {cpu} |"
+        lines.append(line)
     return lines
 
 
@@ -589,20 +675,23 @@ def write_section(section: str, doc: Path = DOCS) -> None:
 def report(section: str, command: str, contenders: Mapping[str, Contender], rows: Iterable[Row],
            targets: Sequence[str], machine_line: str, *, started: dt.datetime, elapsed: float,
            tree: tuple[str, str], load: str, write_docs: bool, notes: Callable[[], str],
-           digits: int = 3, all_contenders: Iterable[Contender] | None = None) -> None:
+           digits: int = 3, all_contenders: Iterable[Contender] | None = None,
+           details: bool = False) -> None:
     """Print a script's results and (``write_docs``) replace its section of docs/benchmarks.md.
 
     ``tree`` is :func:`aiostore_tree` taken when the run started (before aiostore was
     imported), ``load`` the 1-minute load average then and at the end. ``contenders`` are the
     ones in the table; ``all_contenders`` (default: the same) are listed with their runs.
-    ``notes`` is called only when the section is written.
+    ``notes`` is called only when the section is written. ``details``: the tables also show
+    the p99 of the loop's gaps and the CPU time (see :func:`comparison_table`).
     """
     measured, identity = tree
     now = aiostore_tree()
     if now[1] != identity:
         measured += f"; aiostore/ changed during the run (now: {now[0]})"
     rows = list(rows)
-    print_results(comparison_table(contenders, rows, markdown=False), targets,
+    print_results(comparison_table(contenders, rows, markdown=False, p99=details, cpu=details),
+                  targets,
                   [machine_line, f"load average {load}", f"aiostore: {measured}",
                    f"total {elapsed:.0f} s"])
     if not write_docs:
@@ -613,9 +702,10 @@ def report(section: str, command: str, contenders: Mapping[str, Contender], rows
         about=[f"Run {started:%Y-%m-%d %H:%M} UTC, aiostore at {measured}, "
                f"{elapsed:.0f} s in all.",
                f"Machine: {machine_line}; load average {load}."],
-        table_lines=comparison_table(contenders, rows, markdown=True),
+        table_lines=comparison_table(contenders, rows, markdown=True, p99=details,
+                                     cpu=details),
         targets=targets,
         notes=notes(),
         contenders=contender_lines(all_contenders if all_contenders is not None
-                                   else contenders.values(), digits=digits),
+                                   else contenders.values(), digits=digits, details=details),
     ))
