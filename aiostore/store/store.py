@@ -374,8 +374,10 @@ class Store:
 
     async def keys(self, prefix: str = "") -> AsyncIterator[str]:
         """The keys below ``prefix`` (a start of keys, like ``"runs/"``), without their
-        extensions, in order; each once, even when it is ambiguous. Objects whose names end in
-        no known extension are not keys of the store and are skipped. Cancellation: safe."""
+        extensions; each once, even when it is ambiguous. Streamed in the order of the stored
+        objects' names (UTF-8 byte order: ``a.b/c.json`` comes before ``a.json``, so key
+        ``a.b/c`` before ``a``). Objects whose names end in no known extension are not keys
+        of the store and are skipped. Cancellation: safe."""
         check_prefix(prefix)
         open_stems: list[str] = []  # stems whose objects may still follow (contiguous in order)
         async for info in self._storage.list(prefix):
@@ -417,6 +419,8 @@ class Store:
                                             allow_pickle=self.allow_pickle,
                                             explicit=bool(k.ext))
         ext = k.ext or handler.extensions[0]
+        # never write what this store could not read back (.pkl without allow_pickle)
+        self._registry.for_extension(ext, allow_pickle=self.allow_pickle)
         object_key = k.object_key(ext)
         async with self._writers.hold(k.stem):
             found, marker = await self._listing(k.stem)
