@@ -239,13 +239,28 @@ async def open_session(con: object) -> AsyncIterator[Session]:
 
 
 async def _from_connection(conn: Any, dialect: str) -> Session:
+    """The driver connection under a SQLAlchemy ``AsyncConnection``; joined when SQLAlchemy
+    or the driver is inside a transaction.
+
+    SQLAlchemy begins lazily: its transaction may exist before the driver's. Then the driver's
+    is started the way SQLAlchemy would start it (asyncpg: a first statement through
+    SQLAlchemy; pysqlite: an explicit ``BEGIN``, which its commit and rollback then end), so
+    that the caller's commit or rollback covers the write.
+    """
     raw = await conn.get_raw_connection()
     driver = raw.driver_connection
-    if dialect == "postgresql":
-        joined = bool(driver.is_in_transaction())
-    else:
-        joined = bool(driver.in_transaction)
-    return Session(dialect, driver, joined=joined)
+
+    def driver_in_transaction() -> bool:
+        if dialect == "postgresql":
+            return bool(driver.is_in_transaction())
+        return bool(driver.in_transaction)
+
+    if conn.in_transaction() and not driver_in_transaction():
+        if dialect == "postgresql":
+            await conn.exec_driver_sql("SELECT 1")
+        else:
+            await driver.execute("BEGIN")
+    return Session(dialect, driver, joined=driver_in_transaction())
 
 
 async def _release(conn: Any, broken: bool) -> None:

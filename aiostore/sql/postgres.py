@@ -85,6 +85,16 @@ class PostgresCatalog:
             "ORDER BY a.attnum", schema, table)
         return [(str(r[0]), str(r[1])) for r in rows]
 
+    async def typmods(self, schema: str, table: str) -> dict[str, int]:
+        """Column name -> type modifier (numeric precision/scale, varchar length, ...)."""
+        rows = await self.db.fetch(
+            "SELECT a.attname, a.atttypmod FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+            schema, table)
+        return {str(r[0]): int(r[1]) for r in rows}
+
     async def leftovers(self, schema: str, table: str) -> list[str]:
         """Committed staging tables of ``table`` (a live writer's staging table is invisible:
         it is created inside that writer's open transaction)."""

@@ -54,6 +54,13 @@ def _named_to_positional(sql: str, params: Mapping[str, Any]) -> tuple[str, tupl
     return text, tuple(params[n] for n in order)
 
 
+def _check_named(sql: str, params: Mapping[str, Any]) -> None:
+    missing = sorted({m.group(1) for m in _PARAM.finditer(sql)} - set(params))
+    if missing:
+        raise InvalidArgumentError(f"the query uses {', '.join(':' + m for m in missing)}, "
+                                   "which params does not have")
+
+
 # --- PostgreSQL --------------------------------------------------------------------------------
 def _pg_arrow_type(pa: Any, oid: int, typmod: int) -> tuple[pa.DataType, str | None]:
     """(type pyarrow's CSV reader parses to, post-processing) for a PostgreSQL type OID."""
@@ -103,7 +110,7 @@ def _parse_pg_csv(data: list[bytes], names: list[str], oids: list[tuple[int, int
         table = pacsv.read_csv(
             cast(Any, pa.BufferReader(b"".join(data))),
             read_options=pacsv.ReadOptions(column_names=keys, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(keys, [t for t, _ in plan], strict=True)),
                 true_values=["t"], false_values=["f"], null_values=[""],
@@ -126,7 +133,8 @@ def _parse_pg_csv(data: list[bytes], names: list[str], oids: list[tuple[int, int
     return pa.Table.from_arrays(columns, names=names)
 
 
-async def _read_postgres(session: Session, query: str, args: tuple[Any, ...]) -> Any:
+async def _read_postgres(session: Session, query: str, args: tuple[Any, ...],
+                         typmods: Mapping[str, int]) -> Any:
     db = session.driver
     joined = session.joined
     savepoint = "aiostore_read"
@@ -140,10 +148,7 @@ async def _read_postgres(session: Session, query: str, args: tuple[Any, ...]) ->
         if not attrs:
             raise InvalidArgumentError("the query returns no rows (not a SELECT?)")
         names = [a.name for a in attrs]
-        row_desc = getattr(getattr(stmt, "_state", None), "row_desc", None) or []
-        typmods = [int(d[5]) for d in row_desc] if len(row_desc) == len(attrs) else \
-            [-1] * len(attrs)
-        oids = [(int(a.type.oid), m) for a, m in zip(attrs, typmods, strict=True)]
+        oids = [(int(a.type.oid), typmods.get(a.name, -1)) for a in attrs]
         chunks: list[bytes] = []
 
         async def sink(chunk: bytes) -> None:
@@ -169,14 +174,15 @@ async def _read_postgres(session: Session, query: str, args: tuple[Any, ...]) ->
 
 
 # --- SQLite ------------------------------------------------------------------------------------
-def _sqlite_column(pa: Any, values: list[Any], target: pa.DataType | None) -> Any:
+def _sqlite_column(pa: Any, values: list[Any], target: Any) -> Any:
     """A column of SQLite values as Arrow: to ``target`` when given and possible, else
     inferred; values of mixed kinds become strings."""
     if target is not None:
         try:
             if pa.types.is_decimal(target):
-                return pa.array([None if v is None else Decimal(str(v)) for v in values],
-                                target)
+                step = Decimal(1).scaleb(-target.scale)
+                return pa.array([None if v is None else Decimal(str(v)).quantize(step)
+                                 for v in values], target)
             if pa.types.is_time(target):
                 import datetime as dt
 
@@ -328,7 +334,12 @@ async def read_sql(sql: str, con: object, *, params: Mapping[str, Any] | Sequenc
                     query, args = _named_to_positional(query, params)
                 elif params is not None:
                     args = tuple(params)
-                table = await _read_postgres(session, query, args)
+                typmods: dict[str, int] = {}
+                if table_name is not None:  # numeric(p, s) of the table's columns
+                    catalog = postgres.PostgresCatalog(session)
+                    typmods = await catalog.typmods(
+                        schema or await catalog.default_schema(), table_name)
+                table = await _read_postgres(session, query, args, typmods)
             else:
                 declared: dict[str, pa.DataType] = {}
                 if table_name is not None:
@@ -337,6 +348,8 @@ async def read_sql(sql: str, con: object, *, params: Mapping[str, Any] | Sequenc
                         t = read_type_for_sqlite_decl(decl)
                         if t is not None:
                             declared[col] = t
+                if isinstance(params, Mapping):
+                    _check_named(query, params)
                 bound: Any = dict(params) if isinstance(params, Mapping) else \
                     tuple(params or ())
                 table = await _read_sqlite(session, query, bound, declared)

@@ -193,6 +193,7 @@ async def write_rows(session: Session, schema: str | None, table: str, if_exists
         rows = await _load(session, schema, target, plan, types, progress)
         if if_exists == "replace":
             await catalog.rename_into_place(schema, target, table)
+        await asyncio.sleep(0)  # a cancellation requested until now still rolls back
     except BaseException as exc:
         await finish(session.rollback())
         if isinstance(exc, Exception):

@@ -17,7 +17,7 @@ float16, float32       float4          real                 FLOAT4; real
 float64                float8          double precision     FLOAT8; real (NaN: NULL)
 string (all sizes)     text            text                 TEXT; text
 binary (all sizes)     bytea           bytea                BLOB; blob
-decimal(p, s)          numeric         numeric(p, s)        NUMERIC(p, s); text (exact)
+decimal(p, s)          numeric         numeric(p, s)        NUMERIC_TEXT(p, s); text (exact)
 date32, date64         date            date                 DATE; text YYYY-MM-DD
 timestamp (naive)      timestamp       timestamp            TIMESTAMP; text YYYY-MM-DD
                                                             HH:MM:SS.ffffff
@@ -68,9 +68,15 @@ class SqlType:
 
 
 def ddl(kind: str, dialect: str, precision: int | None = None, scale: int | None = None) -> str:
-    """The type written in ``CREATE TABLE`` for ``kind`` in ``dialect``."""
+    """The type written in ``CREATE TABLE`` for ``kind`` in ``dialect``.
+
+    SQLite decimals are declared ``NUMERIC_TEXT(p, s)``: the ``TEXT`` in the name gives the
+    column TEXT affinity, so the exact text stays text (under NUMERIC affinity SQLite turns a
+    long decimal into a lossy REAL).
+    """
     if kind == "numeric":
-        return "NUMERIC" if precision is None else f"NUMERIC({precision}, {scale or 0})"
+        name = "NUMERIC_TEXT" if dialect == "sqlite" else "NUMERIC"
+        return name if precision is None else f"{name}({precision}, {scale or 0})"
     if dialect == "sqlite":
         return {"bool": "BOOLEAN", "int2": "INT2", "int4": "INT4", "int8": "INT8",
                 "float4": "FLOAT4", "float8": "FLOAT8", "text": "TEXT", "bytea": "BLOB",
@@ -140,7 +146,7 @@ _NAMES = [  # (pattern over the normalised name, kind); first match wins
     (r"(text|varchar|character varying|char|character|bpchar|nvarchar|nchar|clob|name|citext"
      r"|string)", "text"),
     (r"(bytea|blob|binary|varbinary)", "bytea"),
-    (r"(numeric|decimal)", "numeric"),
+    (r"(numeric|decimal|numeric_text)", "numeric"),
     (r"date", "date"),
     (r"(timestamp|timestamp without time zone|datetime)", "timestamp"),
     (r"(timestamptz|timestamp with time zone)", "timestamptz"),
