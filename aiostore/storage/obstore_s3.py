@@ -39,7 +39,7 @@ from ..errors import (
 )
 from .base import ObjectInfo, ObjectWriter, check_byte_range, check_prefix
 from .obstore_errors import error_code, is_ambiguous, translate
-from .s3base import TOKEN_KEY, S3StorageBase, join, strip_etag
+from .s3base import INLINE, TOKEN_KEY, S3StorageBase, join, strip_etag
 
 if TYPE_CHECKING:
     from obstore import GetOptions
@@ -55,6 +55,7 @@ T = TypeVar("T")
 #: slow link); stalls are caught by ``read_timeout`` and ``connect_timeout`` instead
 _REQUEST_TIMEOUT = timedelta(minutes=10)
 _LIST_CHUNK = 1000
+_READ_CHUNK = 1 << 20
 
 
 def _require_asyncio() -> None:
@@ -333,21 +334,24 @@ class ObstoreStorage(S3StorageBase):
                 first = await self._range(store, full, url, start, first_stop, None)
             except _PastTheEnd:
                 return b""
-            data, size, etag = first
+            chunks, size, etag = first
             end = size if stop is None else min(stop, size)
-            if start + len(data) >= end:
-                return await join([data])
+            got = sum(len(c) for c in chunks)
+            if start + got >= end:
+                return await join(chunks)
             try:
-                rest = await self._ranges(store, full, url, start + len(data), end, etag)
+                rest = await self._ranges(store, full, url, start + got, end, etag)
             except PreconditionFailedError:
                 continue  # replaced while we read it: start again
-            return await join([data, *rest])
+            return await join([*chunks, *(c for part in rest for c in part)])
         raise PreconditionFailedError(f"{url} kept changing while it was read")
 
     async def _range(self, store: Any, full: str, url: str, start: int, stop: int,
-                     etag: str | None) -> tuple[Any, int, str]:
-        """(the bytes of ``[start, stop)`` as an obstore ``Bytes``, the object's size, its
-        ETag); ``etag`` pins the read (412 if the object changed)."""
+                     etag: str | None) -> tuple[list[bytes], int, str]:
+        """(the bytes of ``[start, stop)`` as chunks, the object's size, its ETag); ``etag``
+        pins the read (412 if the object changed). A small body is one chunk; a large one
+        streams in chunks of about 1 MiB (each one short copy into ``bytes``), never one
+        large copy under the GIL."""
         import obstore
 
         options: GetOptions = {"range": (start, stop)}
@@ -355,7 +359,11 @@ class ObstoreStorage(S3StorageBase):
             options["if_match"] = f'"{etag}"'
         try:
             result = await obstore.get_async(store, full, options=options)
-            data = await result.bytes_async()
+            first, last = result.range
+            if last - first < INLINE:
+                data = [(await result.bytes_async()).to_bytes()]
+            else:
+                data = [chunk async for chunk in result.stream(min_chunk_size=_READ_CHUNK)]
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -366,13 +374,13 @@ class ObstoreStorage(S3StorageBase):
         return data, int(meta["size"]), strip_etag(meta["e_tag"])
 
     async def _ranges(self, store: Any, full: str, url: str, start: int, end: int,
-                      etag: str) -> list[Any]:
+                      etag: str) -> list[list[bytes]]:
         """``[start, end)`` in ``part_size`` ranges, ``max_concurrency`` at a time; on a
         failure the other ranges are cancelled."""
         part = self.options.part_size
         slots = asyncio.Semaphore(self.options.max_concurrency)
 
-        async def fetch(at: int) -> Any:
+        async def fetch(at: int) -> list[bytes]:
             async with slots:
                 data, _, _ = await self._range(store, full, url, at, min(at + part, end), etag)
                 return data

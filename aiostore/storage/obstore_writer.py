@@ -29,10 +29,11 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from .._io.base import Buffer
+from .._io.offload import run_sync
 from ..errors import ClosedError, NotFoundError, StorageError
 from .base import ObjectInfo, ObjectWriter
 from .obstore_errors import translate
-from .s3base import INLINE, TOKEN_KEY, S3WriterBase, join, strip_etag
+from .s3base import INLINE, TOKEN_KEY, S3WriterBase, copy_pieces, join, strip_etag
 
 if TYPE_CHECKING:
     from .obstore_s3 import ObstoreStorage
@@ -75,14 +76,15 @@ class _Feed:
         self.queue.put_nowait(_Abandoned("the upload was abandoned"))
 
 
-async def _own(view: memoryview) -> Buffer:
-    """``view``'s bytes in a buffer nobody else changes: the view itself over ``bytes``, else
-    a copy (in the worker pool when large)."""
+async def _own(view: memoryview) -> list[Buffer]:
+    """``view``'s bytes in buffers nobody else changes: the view itself over ``bytes``, else
+    a copy (in the worker pool, in 1 MiB pieces, when large)."""
     if isinstance(view.obj, bytes):
-        return view
+        return [view]
     if len(view) < INLINE:
-        return view.tobytes()
-    return await join([view])
+        return [view.tobytes()]
+    pieces: list[bytes] = await run_sync(copy_pieces, view, _HANDOFF)
+    return list(pieces)
 
 
 class ObstoreWriter(S3WriterBase):
@@ -113,8 +115,7 @@ class ObstoreWriter(S3WriterBase):
             if self.delegate is not None:
                 await self.delegate.write(view)
                 return
-            chunk = await _own(view)
-            self.pending.append(chunk)
+            self.pending.extend(await _own(view))
             self.pending_size += len(view)
             if self.upload is None:
                 if self.pending_size <= self.options.multipart_threshold:

@@ -29,7 +29,7 @@ from ..errors import (
 )
 from .base import ObjectInfo, ObjectWriter, check_byte_range, check_prefix
 from .retry import Ambiguous, call
-from .s3base import INLINE, TOKEN_KEY, S3Options, S3StorageBase, join
+from .s3base import INLINE, TOKEN_KEY, S3Options, S3StorageBase, concat, join
 from .s3base import strip_etag as _strip
 
 __all__ = ["S3Options", "S3Storage"]
@@ -65,7 +65,7 @@ async def prepare_body(body: bytes | bytearray | memoryview) -> tuple[io.BytesIO
     from .._io.offload import run_sync
 
     def work() -> tuple[io.BytesIO, str]:
-        data = body if type(body) is bytes else b"".join([body])
+        data = body if type(body) is bytes else concat([body])
         return _Body(data), _md5(data)
 
     if len(body) < INLINE:

@@ -4,7 +4,8 @@ conditional-write arguments and the resolution of a conditional write whose resp
 * :class:`S3Options` — ``storage_options`` for ``s3://`` (one set of names for both backends).
 * :class:`S3StorageBase` — the root (``s3://bucket/prefix``), key validation and the write-token
   check, on top of each backend's ``_head``.
-* :func:`join` — a large ``b"".join`` in the worker pool, never on the event loop.
+* :func:`join` — a large ``b"".join`` in the worker pool, never on the event loop, and never
+  one long hold of the GIL (:func:`concat`).
 
 Neither backend module is imported here: ``s3`` (aiobotocore) and ``obstore_s3`` both import this
 module, never each other's internals in a circle.
@@ -13,6 +14,7 @@ module, never each other's internals in a circle.
 from __future__ import annotations
 
 import secrets
+import time
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from typing import Any
@@ -26,8 +28,8 @@ from ..errors import (
 )
 from .base import Data, ObjectInfo, ObjectWriter, Storage, check_key
 
-__all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "S3WriterBase", "join",
-           "strip_etag"]
+__all__ = ["INLINE", "TOKEN_KEY", "S3Options", "S3StorageBase", "S3WriterBase", "concat",
+           "copy_pieces", "join", "strip_etag"]
 
 MiB = 1 << 20
 #: below this, copying or joining a body on the event loop is cheaper than a thread hop
@@ -37,16 +39,46 @@ INLINE = 256 << 10
 TOKEN_KEY = "aiostore-write"
 
 
+#: the pieces a buffer that is not ``bytes`` is copied in, off the loop (see :func:`concat`)
+PIECE = 256 << 10
+
+
+def copy_pieces(data: Buffer, piece: int = PIECE) -> list[bytes]:
+    """``data`` copied into ``bytes`` of ``piece`` bytes each. Copying out of a buffer holds
+    the GIL, so the copy goes piece by piece and lets a waiting thread (the event loop's)
+    run between pieces: for the worker pool, where a 256 MiB copy in one go would stall the
+    loop for its whole length."""
+    view = memoryview(data).cast("B")
+    pieces: list[bytes] = []
+    for at in range(0, len(view), piece):
+        pieces.append(view[at:at + piece].tobytes())
+        time.sleep(0)  # releases the GIL: the event loop runs if it was waiting for it
+    return pieces
+
+
+def concat(chunks: Sequence[Buffer]) -> bytes:
+    """``b"".join(chunks)``, built so that a large one holds the GIL only briefly: CPython's
+    join copies without the GIL only when every item is exactly ``bytes``, so anything else
+    (``bytearray``, ``memoryview``, obstore's ``Bytes``) is first copied in pieces."""
+    parts: list[bytes] = []
+    for chunk in chunks:
+        if type(chunk) is bytes:
+            parts.append(chunk)
+        else:
+            parts.extend(copy_pieces(chunk))
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
 async def join(chunks: Sequence[Buffer]) -> bytes:
-    """``b"".join(chunks)`` as ``bytes``, in the worker pool when large (a join of 1 MiB or
-    more releases the GIL while it copies, so the event loop keeps running)."""
+    """``b"".join(chunks)`` as ``bytes``; in the worker pool when large, through
+    :func:`concat`, so the event loop keeps running while it copies."""
     from .._io.offload import run_sync
 
     if len(chunks) == 1 and type(chunks[0]) is bytes:
         return chunks[0]
     if sum(len(c) for c in chunks) < INLINE:
         return b"".join(chunks)
-    data: bytes = await run_sync(b"".join, chunks)
+    data: bytes = await run_sync(concat, chunks)
     return data
 
 
