@@ -223,3 +223,17 @@ def test_uvloop(s3_bucket: str, s3_options: dict[str, Any]) -> None:
                 await storage.put("c", b"2", if_none_match=True)
 
     uvloop.run(main())
+
+
+def test_concat_joins_any_buffers_into_bytes() -> None:
+    from aiostore._io.base import Buffer
+    from aiostore.storage.s3base import PIECE, concat, copy_pieces
+
+    big = bytearray(range(256)) * (PIECE // 64 + 3)  # not a multiple of PIECE
+    chunks: list[Buffer] = [b"head", big, memoryview(b"view"), memoryview(big)[5:PIECE + 7]]
+    joined = concat(chunks)
+    assert type(joined) is bytes and joined == b"".join(chunks)
+    pieces = copy_pieces(big, 1000)
+    assert all(type(p) is bytes for p in pieces) and b"".join(pieces) == big
+    assert [len(p) for p in pieces[:-1]] == [1000] * (len(pieces) - 1)
+    assert concat([b"only"]) == b"only"

@@ -194,15 +194,3 @@ async def test_a_leaked_storage_warns(s3_bucket: str, s3_options: dict[str, Any]
     await client_cm.__aexit__(None, None, None)
     await asyncio.sleep(0)
 
-
-def test_concat_joins_any_buffers_into_bytes() -> None:
-    from aiostore.storage.s3base import PIECE, concat, copy_pieces
-
-    big = bytearray(range(256)) * (PIECE // 64 + 3)  # not a multiple of PIECE
-    chunks = [b"head", big, memoryview(b"view"), memoryview(big)[5:PIECE + 7]]
-    joined = concat(chunks)
-    assert type(joined) is bytes and joined == b"".join(chunks)
-    pieces = copy_pieces(big, 1000)
-    assert all(type(p) is bytes for p in pieces) and b"".join(pieces) == big
-    assert [len(p) for p in pieces[:-1]] == [1000] * (len(pieces) - 1)
-    assert concat([b"only"]) == b"only"
