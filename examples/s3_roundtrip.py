@@ -4,6 +4,9 @@
 store the tests use; ``pip install 'aiostore[test]'``) with its data in DIRECTORY (a
 temporary one by default), runs everything against it and stops it. To use your own store
 instead, set ``AWS_ENDPOINT_URL`` (and credentials the usual AWS way) and ``BUCKET``.
+
+The S3 transport is obstore (the default); the last step reads the same objects through the
+aiobotocore backend (``backend="aiobotocore"``), which behaves the same.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ async def demo(bucket: str, options: dict[str, Any]) -> None:
         info = await st.head("big.bin")
         print(f"big.bin: {info.size:,} bytes, etag {info.etag}")
         print("keys:", [i.key async for i in st.list()])
+
+    # the other transport sees the same objects
+    async with aiostore.open_storage(f"s3://{bucket}/demo", backend="aiobotocore",
+                                     **options) as st:
+        print("through aiobotocore:", await st.get("pointer"),
+              [i.key async for i in st.list("log/")])
 
     # the atomic writers and read() take s3:// URIs too
     url = f"s3://{bucket}/demo/settings.json"
