@@ -25,18 +25,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import re
 import secrets
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ..errors import InvalidArgumentError, InvalidTypeError
+from .._io.offload import run_sync
+from ..errors import InvalidArgumentError, InvalidTypeError, StorageUnavailableError
 
-__all__ = ["Session", "finish", "open_session"]
+__all__ = ["Session", "finish", "lost", "open_session", "unavailable"]
 
 T = TypeVar("T")
 ROLLBACK_TIMEOUT_S = 30.0
+
+
+def unavailable(message: str, target: str | None = None) -> StorageUnavailableError:
+    """The error for a database that cannot be reached (``ECONNREFUSED``)."""
+    err = StorageUnavailableError(errno.ECONNREFUSED, message)
+    err.filename = target
+    return err
+
+
+def lost(message: str) -> StorageUnavailableError:
+    """The error for a connection lost mid-operation (``ECONNRESET``)."""
+    return StorageUnavailableError(errno.ECONNRESET, message)
 
 
 def require(module: str) -> Any:
@@ -167,15 +181,23 @@ async def _connect_url(url: str) -> Session:
     dialect, target = _dialect_of_url(url)
     if dialect == "sqlite":
         aiosqlite = require("aiosqlite")
-        driver = await aiosqlite.connect(target, isolation_level=None, timeout=30.0)
+        pending = aiosqlite.connect(target, isolation_level=None, timeout=30.0)
+        try:
+            driver = await pending
+        except Exception as exc:
+            # aiosqlite stops its thread on a failed connect; let it finish while the loop
+            # still runs (it reports back through the loop)
+            thread = getattr(pending, "_thread", None)
+            if thread is not None:
+                await run_sync(thread.join, 5.0)
+            raise unavailable(f"cannot open the SQLite database {target!r}: {exc}",
+                              target) from exc
         return Session("sqlite", driver, own=True)
     asyncpg = require("asyncpg")
     try:
         driver = await asyncpg.connect(target)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        from ..errors import StorageUnavailableError
-
-        raise StorageUnavailableError(0, f"cannot connect to PostgreSQL: {exc}") from exc
+        raise unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     return Session("postgresql", driver, own=True)
 
 

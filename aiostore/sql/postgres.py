@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from ..errors import (
-    AlreadyExistsError,
-    DatabaseError,
-    StorageUnavailableError,
-)
-from .connect import Session
+from ..errors import AlreadyExistsError, DatabaseError
+from .connect import Session, lost
 from .names import STAGING_PREFIX, is_staging_for, qualified, quote
 from .pg_copy import HEADER, TRAILER
 
@@ -39,15 +36,15 @@ def translate(exc: BaseException, what: str) -> BaseException:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         if state.startswith(_LOST_SQLSTATES):
-            return StorageUnavailableError(0, f"{what} failed: the connection to PostgreSQL was "
-                                              f"lost ({exc}); nothing was committed")
+            return lost(f"{what} failed: the connection to PostgreSQL was lost ({exc}); "
+                        "nothing was committed")
         if state == "42P07":
-            return AlreadyExistsError(17, f"{what} failed: {exc}")
+            return AlreadyExistsError(errno.EEXIST, f"{what} failed: {exc}")
         return DatabaseError(f"{what} failed: PostgreSQL refused it: {exc} (SQLSTATE {state})",
                              sqlstate=state)
     if isinstance(exc, (asyncpg.InterfaceError, OSError, ConnectionError)):
-        return StorageUnavailableError(0, f"{what} failed: the connection to PostgreSQL was "
-                                          f"lost ({exc}); nothing was committed")
+        return lost(f"{what} failed: the connection to PostgreSQL was lost ({exc}); nothing "
+                    "was committed")
     return exc
 
 
@@ -120,10 +117,10 @@ async def copy_in(session: Session, schema: str, table: str, columns: list[str],
     the server) before it propagates.
     """
     db = session.driver
-    lost = asyncio.Event()
+    gone = asyncio.Event()
 
     def on_lost(_: object) -> None:
-        lost.set()
+        gone.set()
 
     async def source() -> AsyncIterator[bytes]:
         yield HEADER
@@ -135,7 +132,7 @@ async def copy_in(session: Session, schema: str, table: str, columns: list[str],
     db.add_termination_listener(on_lost)
     copy = asyncio.ensure_future(db.copy_to_table(table, schema_name=schema, columns=columns,
                                                   source=source(), format="binary"))
-    watch = asyncio.ensure_future(lost.wait())
+    watch = asyncio.ensure_future(gone.wait())
     try:
         await asyncio.wait({copy, watch}, return_when=asyncio.FIRST_COMPLETED)
     except BaseException:
@@ -149,8 +146,8 @@ async def copy_in(session: Session, schema: str, table: str, columns: list[str],
         session.broken = True
         copy.cancel()
         await _drain(copy)
-        raise StorageUnavailableError(0, "COPY failed: the connection to PostgreSQL was "
-                                         "terminated mid-write; nothing was committed")
+        raise lost("COPY failed: the connection to PostgreSQL was terminated mid-write; nothing "
+                   "was committed")
     copy.result()
 
 

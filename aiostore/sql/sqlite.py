@@ -12,12 +12,13 @@ Values: booleans as 0/1, dates/timestamps/times as ISO text (tz-aware timestamps
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AlreadyExistsError, DatabaseError, StorageUnavailableError
-from .connect import Session
+from ..errors import AlreadyExistsError, DatabaseError
+from .connect import Session, lost
 from .names import STAGING_PREFIX, is_staging_for, qualified, quote
 
 if TYPE_CHECKING:
@@ -31,13 +32,13 @@ MAX_ROWS_PER_STATEMENT = 100
 def translate(exc: BaseException, what: str) -> BaseException:
     """An sqlite3/aiosqlite error as the matching aiostore error (returned, not raised)."""
     if isinstance(exc, sqlite3.OperationalError) and "already exists" in str(exc):
-        return AlreadyExistsError(17, f"{what} failed: {exc}")
+        return AlreadyExistsError(errno.EEXIST, f"{what} failed: {exc}")
     if isinstance(exc, sqlite3.Error):
         code = getattr(exc, "sqlite_errorname", None)
         return DatabaseError(f"{what} failed: SQLite refused it: {exc}"
                              + (f" ({code})" if code else ""), sqlstate=None)
     if isinstance(exc, ValueError) and "connection" in str(exc).lower():
-        return StorageUnavailableError(0, f"{what} failed: the SQLite connection is closed")
+        return lost(f"{what} failed: the SQLite connection is closed")
     return exc
 
 

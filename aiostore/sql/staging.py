@@ -28,6 +28,7 @@ the ``COMMIT`` is in flight waits for it, then propagates.
 from __future__ import annotations
 
 import asyncio
+import errno
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -172,8 +173,8 @@ async def write_rows(session: Session, schema: str | None, table: str, if_exists
     if kind is not None and kind != "table" and if_exists != "fail":
         raise InvalidArgumentError(f"{table!r} is a {kind}, not a table; nothing was written")
     if kind is not None and if_exists == "fail":
-        raise AlreadyExistsError(17, f"table {table!r} already exists (if_exists='fail'); "
-                                     "nothing was written")
+        raise AlreadyExistsError(errno.EEXIST, f"table {table!r} already exists "
+                                               "(if_exists='fail'); nothing was written")
     types = plan.types
     if kind is not None and if_exists == "append":
         try:

@@ -167,3 +167,46 @@ def test_trio_is_refused(tmp_path: Any) -> None:
 
     with pytest.raises(aiostore.errors.InvalidArgumentError, match="asyncio"):
         trio.run(main)
+
+
+KILLED_WRITER = """
+import asyncio, sys
+import pandas as pd
+import aiostore
+
+def progress(done, total):
+    if done >= 20_000:
+        print("writing", flush=True)
+
+n = 3_000_000
+df = pd.DataFrame({"id": range(n), "value": [0.5] * n})
+asyncio.run(aiostore.write_sql(df, "t", sys.argv[1], if_exists=sys.argv[2], chunk_rows=10_000,
+                               progress=progress))
+print("done", flush=True)
+"""
+
+
+@pytest.mark.parametrize("mode", ["replace", "append"])
+async def test_a_killed_writer_leaves_the_table_as_before(db: Database, mode: str) -> None:
+    """SIGKILL mid-write: the server (PostgreSQL) or the journal (SQLite) rolls the open
+    transaction back — the staging table with it — so the next reader and writer see the old
+    table and no leftover."""
+    import signal
+    import subprocess
+    import sys
+
+    await aiostore.write_sql(frame(10), "t", db.url)
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, db.url, mode],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.to_thread(proc.stdout.readline)
+        assert line.strip() == "writing"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        await asyncio.to_thread(proc.wait)
+        if proc.stdout is not None:
+            proc.stdout.close()
+    await aiostore.write_sql(frame(2, 100), "t", db.url, if_exists="append")
+    assert await db.count("t") == 12
+    assert not any(t.startswith(STAGING_PREFIX) for t in await db.tables())
