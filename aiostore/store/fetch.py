@@ -1,9 +1,9 @@
 """Reading one version of a stored object into memory, with bounded overhead.
 
 A small object (up to :data:`RANGE_SIZE`) is one ``get``. A large one is read as byte ranges
-into one preallocated, writable buffer — memory is the object's size plus the ranges in flight,
-never two copies — and the decoders can use the buffer in place (a ``.npy`` array is a view of
-it).
+into one preallocated, writable buffer — memory is the object's size plus the ranges in flight
+(the storage's ``max_concurrency`` of them), never two copies of the object — and the decoders
+can use the buffer in place (a ``.npy`` array is a view of it).
 
 The version is pinned by its ETag: when ``verify`` is asked (always for several ranges, and
 whenever the bytes go into the cache), a ``head`` after the read must report the ETag the
@@ -22,7 +22,7 @@ import anyio
 from ..errors import NotFoundError
 from ..storage.base import ObjectInfo, Storage
 
-__all__ = ["RANGE_CONCURRENCY", "RANGE_SIZE", "ObjectChanged", "fetch"]
+__all__ = ["RANGE_CONCURRENCY", "RANGE_SIZE", "ObjectChanged", "fetch", "range_plan"]
 
 #: objects larger than this are read as ranges of this size
 RANGE_SIZE = 8 << 20
@@ -34,9 +34,18 @@ class ObjectChanged(Exception):
     """The object was replaced or removed while it was read (internal: the caller retries)."""
 
 
-async def fetch(storage: Storage, info: ObjectInfo, *, verify: bool,
-                range_size: int = RANGE_SIZE, concurrency: int = RANGE_CONCURRENCY
-                ) -> bytes | bytearray:
+def range_plan(storage: Storage) -> tuple[int, int]:
+    """(range size, ranges in flight) for ``storage``: ranges of :data:`RANGE_SIZE`, as many
+    in flight as the storage's ``max_concurrency`` (S3: the knob that bounds an upload's parts
+    in flight bounds a download's ranges too), else :data:`RANGE_CONCURRENCY`."""
+    options = getattr(storage, "options", None)
+    concurrency = getattr(options, "max_concurrency", None)
+    if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+        return RANGE_SIZE, concurrency
+    return RANGE_SIZE, RANGE_CONCURRENCY
+
+
+async def fetch(storage: Storage, info: ObjectInfo, *, verify: bool) -> bytes | bytearray:
     """The bytes of the object ``info`` describes (``info.key`` at ``info.etag``): ``bytes``
     for a small object, a ``bytearray`` (writable: decoders may keep it) for a large one.
 
@@ -44,6 +53,7 @@ async def fetch(storage: Storage, info: ObjectInfo, *, verify: bool,
     another ETag after the read, gone), :class:`~aiostore.errors.NotFoundError` if it vanished
     before the first byte. Cancellation: safe at any point (nothing is written).
     """
+    range_size, concurrency = range_plan(storage)
     buf: bytes | bytearray
     if info.size <= range_size:
         buf = await storage.get(info.key)

@@ -19,7 +19,7 @@ import pytest
 
 import aiostore
 from aiostore.store.cache import MAGIC
-from aiostore.store.fetch import RANGE_SIZE
+from aiostore.store.fetch import range_plan
 
 pytestmark = pytest.mark.anyio
 
@@ -140,7 +140,7 @@ async def test_concurrent_gets_download_once(s3_root: str, s3_store_options: dic
 
 async def test_large_objects_are_read_in_ranges_into_the_entry(
         s3_root: str, s3_store_options: dict[str, Any], tmp_path: Path) -> None:
-    array = np.random.default_rng(1).random(3 << 20)  # 24 MiB and a header: 4 ranges
+    array = np.random.default_rng(1).random(3 << 20)  # 24 MiB and a header
     async with aiostore.Store(s3_root, storage_options=s3_store_options,
                               cache=tmp_path / "cache") as a, \
             aiostore.Store(s3_root, storage_options=s3_store_options) as b:
@@ -148,7 +148,9 @@ async def test_large_objects_are_read_in_ranges_into_the_entry(
         calls = Calls(a)
         got = await a.get("arr")
         assert np.array_equal(got, array) and got.flags.writeable  # a view of the buffer
-        assert calls.take()["get"] == -(-(array.nbytes + 128) // RANGE_SIZE)
+        size, concurrency = range_plan(a.storage)
+        assert concurrency == 2  # the storage's max_concurrency
+        assert calls.take()["get"] == -(-(array.nbytes + 128) // size)
         assert np.array_equal(await a.get("arr"), array)
         assert calls.take()["get"] == 0
 
