@@ -9,6 +9,7 @@ validated cache for a remote root: :mod:`.cache`) and decodes it off the loop.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -425,6 +426,7 @@ class Store:
         async with self._writers.hold(k.stem):
             found, marker = await self._listing(k.stem)
             others = [c for c in found if c.info.key != object_key]
+            previous = next((c.info.etag for c in found if c.info.key == object_key), None)
             if others:  # readers between the publish and the deletes: the new one wins
                 await self._storage.put(marker_key(k.stem), ext.encode("ascii"))
             target = ObjectDestination(self._storage, object_key)
@@ -440,6 +442,13 @@ class Store:
                     with anyio.CancelScope(shield=True):
                         await self._storage.delete(marker_key(k.stem))
                 raise
+            except BaseException:
+                # cancelled or failed: if the object was published all the same (a worker
+                # thread that could not be abandoned, a lost answer), finish the replace
+                with anyio.CancelScope(shield=True):
+                    await self._finish_if_published(k.stem, object_key, previous, others,
+                                                    marker is not None)
+                raise
             assert info is not None
             with anyio.CancelScope(shield=True):
                 await self._finish_replace(k.stem, others,
@@ -448,6 +457,19 @@ class Store:
             if self._cache is not None and self._cache.ttl is not None:
                 self._resolved[k.stem] = (written, time.monotonic())
             return self._key_info(k.stem, written)
+
+    async def _finish_if_published(self, stem: str, object_key: str, previous: str | None,
+                                   others: list[Candidate], marker: bool) -> None:
+        """After a failed publish: complete the replace if ``object_key`` changed anyway (its
+        ETag is not ``previous``); never raises (the original error is what the caller
+        sees)."""
+        try:
+            now = await self._storage.head(object_key)
+        except Exception:
+            return
+        if now.etag != previous:
+            with contextlib.suppress(Exception):
+                await self._finish_replace(stem, others, marker or bool(others))
 
     async def _finish_replace(self, stem: str, others: list[Candidate], marker: bool) -> None:
         """Delete the objects replaced, then the marker (the new object is published)."""
