@@ -81,12 +81,12 @@ class ObstoreStorage(S3StorageBase):
 
     def __init__(self, bucket: str, prefix: str, options: Mapping[str, Any]) -> None:
         super().__init__(bucket, prefix, options)
-        try:
-            import obstore  # noqa: F401
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("obstore") is None:  # (imported off the loop, on open)
             raise InvalidArgumentError(
                 "the S3 backend 'obstore' needs the obstore package: pip install "
-                "'aiostore[s3]' (or pass backend='aiobotocore')") from None
+                "'aiostore[s3]' (or pass backend='aiobotocore')")
         self._raw_options = dict(options)
         self._store: Any = None
         self._opening: asyncio.Lock | None = None
@@ -203,9 +203,8 @@ class ObstoreStorage(S3StorageBase):
                           if_none_match: bool, if_match: str | None) -> ObjectInfo:
         """One ``PutObject``; a conditional one carries a write token and is resolved by it
         when its outcome is unknown (see the module docstring)."""
-        import obstore
-
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         data = body if type(body) is bytes else await join([body])  # (copied off the loop)
         url = self._url(key)
         if not if_none_match and if_match is None:
@@ -254,10 +253,9 @@ class ObstoreStorage(S3StorageBase):
     async def delete(self, key: str) -> None:
         """See :meth:`Storage.delete` (``DeleteObject``; a missing key is fine).
         Cancellation: the delete may or may not take effect."""
-        import obstore
-
         full = self._key(key)
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         try:
             await self._call("delete", self._url(key), obstore.delete_async(store, full))
         except BucketNotFoundError:
@@ -268,19 +266,17 @@ class ObstoreStorage(S3StorageBase):
     async def copy(self, src: str, dst: str) -> ObjectInfo:
         """See :meth:`Storage.copy` (server-side ``CopyObject``; objects up to 5 GiB).
         Cancellation: the copy may or may not take effect, whole or not at all."""
-        import obstore
-
         source, target = self._key(src), self._key(dst)
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         await self._call("copy", self._url(src), obstore.copy_async(store, source, target))
         return await self.head(dst)
 
     # --- reads -------------------------------------------------------------------------------
     async def _head(self, key: str) -> tuple[ObjectInfo, dict[str, str]]:
-        import obstore
-
         full = self._key(key)
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         try:
             result = await self._call("head", self._url(key), obstore.get_async(
                 store, full, options={"head": True}))
@@ -296,9 +292,8 @@ class ObstoreStorage(S3StorageBase):
 
     async def _check_bucket(self, full: str) -> None:
         """:class:`~aiostore.errors.BucketNotFoundError` if the bucket does not exist."""
-        import obstore
-
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         stream = obstore.list(store, prefix=full, chunk_size=1)
         try:
             await stream.__anext__()
@@ -396,10 +391,9 @@ class ObstoreStorage(S3StorageBase):
         """See :meth:`Storage.list` (``ListObjectsV2``, page by page; object_store lists by
         directory, so a prefix that ends inside a name lists from just before it and stops at
         the first key past it). Cancellation: safe at any point."""
-        import obstore
-
         check_prefix(prefix)
         store = await self._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         base = f"{self.prefix}/" if self.prefix else ""
         full = base + prefix
         directory = full.rpartition("/")[0]

@@ -140,9 +140,8 @@ class ObstoreWriter(S3WriterBase):
         self.pending_size = 0
 
     async def _start(self) -> None:
-        import obstore
-
         store = await self.storage._get_store()
+        import obstore  # (already imported by _get_store, off the loop)
         self.feed = _Feed()
         self.upload = asyncio.ensure_future(obstore.put_async(
             store, self.full, self.feed, use_multipart=True, chunk_size=self.options.part_size,
