@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from .._io.base import Buffer
 from .._io.offload import Aborted
+from .._progress import Bar
 from ..errors import AiostoreError, InvalidArgumentError, SerializationError, StorageError
 from . import frames
 from .frame_json import encode_json
@@ -63,24 +63,16 @@ class SinkFile(io.RawIOBase):
 
 
 class ProgressBar:
-    """A minimal terminal progress bar on stderr (no dependency)."""
+    """``progress=True``: a tqdm bar on stderr, shown only when stderr is a terminal (or
+    ``AIOSTORE_PROGRESS=always``); called from the encoder's worker thread."""
 
     def __init__(self, label: str) -> None:
         self.label = label
-        self.enabled = sys.stderr.isatty()
+        self._bar = Bar(label, unit="rows")
+        self.enabled = self._bar.active
 
     def __call__(self, done: int, total: int | None) -> None:
-        if not self.enabled:
-            return
-        if total:
-            frac = min(done / total, 1.0)
-            bar = "#" * int(frac * 30)
-            sys.stderr.write(f"\r{self.label} [{bar:<30}] {frac:4.0%} {done:,}/{total:,} rows")
-        else:
-            sys.stderr.write(f"\r{self.label} {done:,} rows")
-        if total is not None and done >= total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+        self._bar.set_done(done, total)
 
 
 def _encode_parquet(pa: Any, source: FrameSource, sink: BinaryIO,

@@ -349,14 +349,26 @@ async def test_progress_of_other_sources(tmp_path: Path) -> None:
         await aiostore.write(table, tmp_path / "bad.csv", progress="yes")  # type: ignore[arg-type]
 
 
-def test_progress_bar_draws_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_bar_draws_when_forced(capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOSTORE_PROGRESS", "always")  # (stderr is no terminal here)
     bar = encoders.ProgressBar("writing x")
-    bar.enabled = True
+    assert bar.enabled
     bar(5, 10)
-    bar(10, 10)
-    bar(7, None)
+    bar(10, 10)  # the last update closes the bar
+    bar(7, None)  # (ignored)
     err = capsys.readouterr().err
-    assert "50% 5/10 rows" in err and "100% 10/10 rows\n" in err and err.endswith("7 rows")
+    assert "writing x" in err and "10/10" in err and err.endswith("\n")
+
+
+def test_progress_bar_stays_off_without_a_terminal(capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    for mode in ("auto", "never"):
+        monkeypatch.setenv("AIOSTORE_PROGRESS", mode)
+        bar = encoders.ProgressBar("writing x")
+        assert not bar.enabled
+        bar(5, 10)
+    assert capsys.readouterr().err == ""
 
 
 # --- format resolution and bad input ----------------------------------------------------------
