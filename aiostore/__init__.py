@@ -30,6 +30,8 @@ from .storage import open_storage as open_storage
 from .store import Store as Store
 
 if _TYPE_CHECKING:  # imported on first use (they need pyarrow): see __getattr__
+    from .sql import read_sql as read_sql
+    from .sql import write_sql as write_sql
     from .tables import ExpireReport as ExpireReport
     from .tables import HistoryEntry as HistoryEntry
     from .tables import Table as Table
@@ -37,8 +39,6 @@ if _TYPE_CHECKING:  # imported on first use (they need pyarrow): see __getattr__
     from .tables import open_table as open_table
     from .tables import read_table as read_table
     from .tables import write_snapshot as write_snapshot
-    from .sql import read_sql as read_sql
-    from .sql import write_sql as write_sql
 
 __version__ = "0.1.0"
 
