@@ -19,7 +19,8 @@ def _snippets(doc: Path) -> list[str]:
 
 @pytest.mark.parametrize("doc", ["README.md", "docs/atomic-writes.md", "docs/segmentdb.md",
                                  "docs/migrating-from-aiodiskdb.md", "docs/s3.md",
-                                 "docs/tables.md", "docs/sql.md"])
+                                 "docs/tables.md", "docs/sql.md", "docs/store.md",
+                                 "docs/migrating-from-autostore.md"])
 def test_python_snippets_run(doc: str, tmp_path: Path) -> None:
     snippets = _snippets(ROOT / doc)
     assert snippets, f"{doc} has no python snippet"

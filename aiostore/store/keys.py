@@ -129,9 +129,7 @@ def matches(listing: list[ObjectInfo], stem: str, registry: Registry
 
 def not_found(key: str) -> KeyNotFoundError:
     """The error for a key with no stored object."""
-    err = KeyNotFoundError(errno.ENOENT, f"no object for key {key!r}")
-    err.filename = key
-    return err
+    return KeyNotFoundError(errno.ENOENT, f"no object for key {key!r}")
 
 
 def choose(key: StoreKey, found: list[Candidate], marker_ext: str | None) -> Candidate:

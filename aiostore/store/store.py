@@ -394,6 +394,10 @@ class Store:
             open_stems.append(stem)
             yield stem
 
+    def __aiter__(self) -> AsyncIterator[str]:
+        """``async for key in store``: every key, as :meth:`keys` lists them."""
+        return self.keys()
+
     # --- writing ---------------------------------------------------------------------------
     async def set(self, key: str, value: object) -> KeyInfo:
         """Store ``value`` under ``key``, atomically; returns the new object's

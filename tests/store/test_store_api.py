@@ -166,6 +166,7 @@ async def test_keys_with_prefix_each_once_and_only_known_formats(root: str,
         assert await _keys(store, "runs") == ["runs/a.b/c", "runs/a", "runs/b/c",
                                                          "runs2/x"]
         assert await _keys(store, "nothing/") == []
+        assert [key async for key in store] == await _keys(store)
         assert await store.get("a.b") == {"k": "a.b"}  # ".b" is no known extension
 
 
