@@ -49,6 +49,8 @@ class FaultProxy:
     log: list[tuple[str, str, str]] = field(default_factory=list)
     #: set when a request is being held
     holding: threading.Event = field(default_factory=threading.Event)
+    #: how many requests were held so far
+    held: int = 0
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.upstream)
@@ -157,6 +159,8 @@ class FaultProxy:
             await self._slowdown(writer)
             return
         if action == "hold":
+            with self._lock:
+                self.held += 1
             self.holding.set()
             await asyncio.get_running_loop().run_in_executor(None, self._released.wait, 20)
         kept = [h for h in headers if h.split(":", 1)[0].strip().lower()

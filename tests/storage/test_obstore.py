@@ -141,7 +141,8 @@ async def test_cancelling_after_the_last_chunk_finishes_the_upload(
         st: ObstoreStorage, proxy: FaultProxy, s3_server: SeaweedFS, s3_bucket: str) -> None:
     proxy.add("PUT", "partNumber=", "hold", "hold")
     task = asyncio.ensure_future(st.put("whole", _chunks(8, then_hang=False)))
-    await wait_until(proxy.holding.is_set)
+    # both parts held: the last one is only sent after the last chunk was handed over
+    await wait_until(lambda: proxy.held == 2)
     task.cancel()
     proxy.release()
     with pytest.raises(asyncio.CancelledError):
