@@ -118,6 +118,10 @@ class Store:
 
     An async context manager: ``async with`` opens the storage and closes it (or call
     :meth:`aclose`). :meth:`sync` gives the blocking, dict-syntax facade.
+
+    Cancellation: each method says what it guarantees; in short, reads are safe to cancel at
+    any point, and a write leaves the old object or the new one — never a part, never a
+    partial cache entry.
     """
 
     def __init__(self, root: str | os.PathLike[str], *,
