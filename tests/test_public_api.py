@@ -30,8 +30,8 @@ def test_every_public_name_exists_and_has_a_docstring() -> None:
 def test_no_private_module_leaks_into_namespace() -> None:
     public = {n for n in dir(aiostore) if not n.startswith("_")}
     # subpackages Python binds on import (compat only once something imports it)
-    modules = {"atomic", "compat", "errors", "formats", "segments", "sql", "storage", "store",
-               "tables", "testing"}
+    modules = {"atomic", "cli", "compat", "errors", "formats", "segments", "sql", "storage",
+               "store", "tables", "testing"}
     assert public - set(aiostore.__all__) <= modules
 
 

@@ -1,0 +1,7 @@
+"""``python -m aiostore.cli``: the same as the ``aiostore`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
