@@ -138,30 +138,21 @@ class S3Writer(S3WriterBase):
         hold; storage errors. On any error or cancellation the upload is aborted and nothing
         is published (a completion already accepted by the store stays: the object is whole).
         """
-        if self.state == "closed" and self.info is not None:
-            return self.info
-        if self.state != "open":
-            raise ClosedError(f"the writer of {self.url} is {self.state}")
-        try:
-            if self.upload_id is None:
-                small, self.buffer = self.buffer, bytearray()
-                info = await self.storage._put_single(self.key, self.full, small,
-                                                      self.if_none_match, self.if_match)
-            else:
-                if self.buffer or self.next_part == 1:
-                    last, self.buffer = self.buffer, bytearray()
-                    await self._submit(last)
-                while self.tasks:
-                    await asyncio.gather(*list(self.tasks))
-                if self.error is not None:
-                    raise self.error
-                info = await self._complete()
-        except BaseException:
-            await self.abort()
-            raise
-        self.state = "closed"
-        self.info = info
-        return info
+        return await self._close()
+
+    async def _publish(self) -> ObjectInfo:
+        if self.upload_id is None:
+            small, self.buffer = self.buffer, bytearray()
+            return await self.storage._put_single(self.key, self.full, small,
+                                                  self.if_none_match, self.if_match)
+        if self.buffer or self.next_part == 1:
+            last, self.buffer = self.buffer, bytearray()
+            await self._submit(last)
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks))
+        if self.error is not None:
+            raise self.error
+        return await self._complete()
 
     async def _complete(self) -> ObjectInfo:
         client = await self.storage._get_client()

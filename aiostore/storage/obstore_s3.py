@@ -304,11 +304,6 @@ class ObstoreStorage(S3StorageBase):
                 raise BucketNotFoundError(errno.ENOENT, "no such bucket",
                                           f"s3://{self.bucket}") from None
 
-    async def head(self, key: str) -> ObjectInfo:
-        """See :meth:`Storage.head`. Cancellation: safe at any point."""
-        info, _ = await self._head(key)
-        return info
-
     async def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None
                   ) -> bytes:
         """See :meth:`Storage.get`. More than ``part_size`` bytes are fetched as concurrent

@@ -205,29 +205,20 @@ class ObstoreWriter(S3WriterBase):
         the upload is finished (shielded) and the object published, then the cancellation is
         raised.
         """
-        if self.state == "closed" and self.info is not None:
-            return self.info
-        if self.state != "open":
-            raise ClosedError(f"the writer of {self.url} is {self.state}")
-        try:
-            if self.delegate is not None:
-                info = await self.delegate.close()
-            elif self.upload is None:
-                body = await join(list(self.pending)) if self.pending else b""
-                self.pending.clear()
-                info = await self.storage._put_single(self.key, self.full, body,
-                                                      self.if_none_match, self.if_match)
-            else:
-                await self._drain(final=True)
-                await self._send(_END)
-                self.state = "completing"
-                info = await self._finish()
-        except BaseException:
-            await self.abort()
-            raise
-        self.state = "closed"
-        self.info = info
-        return info
+        return await self._close()
+
+    async def _publish(self) -> ObjectInfo:
+        if self.delegate is not None:
+            return await self.delegate.close()
+        if self.upload is None:
+            body = await join(list(self.pending)) if self.pending else b""
+            self.pending.clear()
+            return await self.storage._put_single(self.key, self.full, body,
+                                                  self.if_none_match, self.if_match)
+        await self._drain(final=True)
+        await self._send(_END)
+        self.state = "completing"
+        return await self._finish()
 
     async def _finish(self) -> ObjectInfo:
         upload = self.upload

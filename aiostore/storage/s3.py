@@ -226,11 +226,6 @@ class S3Storage(S3StorageBase):
             raise BucketNotFoundError(errno.ENOENT, "no such bucket",
                                       f"s3://{self.bucket}") from None
 
-    async def head(self, key: str) -> ObjectInfo:
-        """See :meth:`Storage.head`."""
-        info, _ = await self._head(key)
-        return info
-
     async def get(self, key: str, *, byte_range: tuple[int, int | None] | None = None
                   ) -> bytes:
         """See :meth:`Storage.get`. A whole object larger than ``part_size`` is fetched as

@@ -22,6 +22,7 @@ from typing import Any
 from .._io.base import Buffer
 from ..errors import (
     BucketNotFoundError,
+    ClosedError,
     InvalidArgumentError,
     NotFoundError,
     PreconditionFailedError,
@@ -177,6 +178,11 @@ class S3StorageBase(Storage):
         if if_match is not None and (not isinstance(if_match, str) or not if_match):
             raise InvalidArgumentError(f"if_match must be an ETag string, not {if_match!r}")
 
+    async def head(self, key: str) -> ObjectInfo:
+        """See :meth:`Storage.head` (``HeadObject``). Cancellation: safe at any point."""
+        info, _ = await self._head(key)
+        return info
+
     async def put(self, key: str, data: Data, *, if_none_match: bool = False,
                   if_match: str | None = None) -> ObjectInfo:
         """See :meth:`Storage.put`. Up to ``multipart_threshold`` bytes: one ``PutObject``;
@@ -260,3 +266,22 @@ class S3WriterBase(ObjectWriter):
         self.token = secrets.token_hex(12)
         #: the published object's info, once closed
         self.info: ObjectInfo | None = None
+
+    @abstractmethod
+    async def _publish(self) -> ObjectInfo:
+        """Send what is left and publish the object (one put, or the upload's completion)."""
+
+    async def _close(self) -> ObjectInfo:
+        """``close()``: :meth:`_publish` once; on any error or cancellation :meth:`abort`."""
+        if self.state == "closed" and self.info is not None:
+            return self.info
+        if self.state != "open":
+            raise ClosedError(f"the writer of {self.url} is {self.state}")
+        try:
+            info = await self._publish()
+        except BaseException:
+            await self.abort()
+            raise
+        self.state = "closed"
+        self.info = info
+        return info
