@@ -16,6 +16,8 @@ timestamps, decimals, ...). ``dtype=`` casts columns in both dialects.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["read_sql"]
 
-FETCH_ROWS = 1 << 15
+FETCH_ROWS = 1 << 14
 _PARAM = re.compile(r"(?<![:\w\\]):(\w+)(?!:)")  # SQLAlchemy's text() rule
 
 
@@ -97,6 +99,33 @@ def _decimal_of_strings(pa: Any, arr: Any) -> Any:
     return pa.array(decs, t)
 
 
+class _Chunks(io.RawIOBase):
+    """The COPY output chunks as a readable file, so the CSV reader copies them block by block
+    (no 100 MB ``b"".join`` holding the GIL)."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        super().__init__()
+        self._chunks, self._index, self._offset = chunks, 0, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        got = 0
+        while got < len(view) and self._index < len(self._chunks):
+            chunk = self._chunks[self._index]
+            take = min(len(view) - got, len(chunk) - self._offset)
+            view[got:got + take] = chunk[self._offset:self._offset + take]
+            got += take
+            self._offset += take
+            if self._offset == len(chunk):
+                self._chunks[self._index] = b""  # free it as soon as it is parsed
+                self._index += 1
+                self._offset = 0
+        return got
+
+
 def _parse_pg_csv(data: list[bytes], names: list[str], oids: list[tuple[int, int]]) -> Any:
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -107,9 +136,11 @@ def _parse_pg_csv(data: list[bytes], names: list[str], oids: list[tuple[int, int
         return pa.table({k: pa.array([], t) for k, (t, _) in zip(keys, plan, strict=True)}
                         ).rename_columns(names)
     try:
+        # one parsing thread: Arrow's pool would take both cores from the event loop
         table = pacsv.read_csv(
-            cast(Any, pa.BufferReader(b"".join(data))),
-            read_options=pacsv.ReadOptions(column_names=keys, block_size=1 << 24),
+            cast(Any, io.BufferedReader(_Chunks(data), 1 << 20)),
+            read_options=pacsv.ReadOptions(column_names=keys, block_size=1 << 22,
+                                           use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict(zip(keys, [t for t, _ in plan], strict=True)),
@@ -174,7 +205,7 @@ async def _read_postgres(session: Session, query: str, args: tuple[Any, ...],
 
 
 # --- SQLite ------------------------------------------------------------------------------------
-def _sqlite_column(pa: Any, values: list[Any], target: Any) -> Any:
+def _sqlite_column(pa: Any, values: Any, target: Any) -> Any:
     """A column of SQLite values as Arrow: to ``target`` when given and possible, else
     inferred; values of mixed kinds become strings."""
     if target is not None:
@@ -203,18 +234,51 @@ def _sqlite_column(pa: Any, values: list[Any], target: Any) -> Any:
                          for v in values], pa.string())
 
 
-def _sqlite_table(names: list[str], columns: list[list[Any]],
-                  declared: Mapping[str, pa.DataType]) -> Any:
+def _sqlite_chunk(rows: list[Any], targets: Sequence[Any]) -> list[Any]:
+    """One fetched chunk as Arrow arrays, one per column (numpy transposes the row tuples)."""
+    import numpy as np
     import pyarrow as pa
 
-    arrays = [_sqlite_column(pa, col, declared.get(name))
-              for name, col in zip(names, columns, strict=True)]
-    return pa.Table.from_arrays(arrays, names=names)
+    width = len(targets)
+    table = np.empty((len(rows), width), dtype=object)
+    table[:] = rows
+    return [_sqlite_column(pa, table[:, j], targets[j]) for j in range(width)]
 
 
-def _transpose(rows: list[Any], columns: list[list[Any]]) -> None:
-    for j, values in enumerate(zip(*rows, strict=True)):
-        columns[j].extend(values)
+def _unify(chunks: list[Any]) -> Any:
+    """A column's chunks as one chunked array: all-null chunks take the others' type, int64
+    and float64 meet at float64, anything else mixed becomes strings."""
+    import pyarrow as pa
+
+    kinds = {c.type for c in chunks if c.type != pa.null()}
+    if not kinds:
+        return pa.chunked_array(chunks, pa.null())
+    if len(kinds) == 1:
+        target = kinds.pop()
+    elif kinds <= {pa.int64(), pa.float64()}:
+        target = pa.float64()
+    else:
+        target = pa.string()
+    out = []
+    for c in chunks:
+        if c.type != target:
+            try:
+                c = c.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                c = _sqlite_column(pa, [None if v is None else str(v) for v in c.to_pylist()],
+                                   pa.string())
+        out.append(c)
+    return pa.chunked_array(out, target)
+
+
+def _sqlite_table(names: list[str], chunks: list[list[Any]], targets: Sequence[Any]) -> Any:
+    import pyarrow as pa
+
+    if not chunks:
+        return pa.table({n: pa.array([], t if t is not None else pa.null())
+                         for n, t in zip(names, targets, strict=True)})
+    columns = [_unify([chunk[j] for chunk in chunks]) for j in range(len(names))]
+    return pa.Table.from_arrays(columns, names=names)
 
 
 async def _read_sqlite(session: Session, query: str, params: Any,
@@ -224,13 +288,24 @@ async def _read_sqlite(session: Session, query: str, params: Any,
         if cursor.description is None:
             raise InvalidArgumentError("the query returns no rows (not a SELECT?)")
         names = [d[0] for d in cursor.description]
-        columns: list[list[Any]] = [[] for _ in names]
-        while True:
-            rows = await cursor.fetchmany(FETCH_ROWS)
-            if not rows:
-                break
-            await run_sync(_transpose, rows, columns)
-    return await run_sync(_sqlite_table, names, columns, declared)
+        targets = [declared.get(n) for n in names]
+        chunks: list[list[Any]] = []
+        fetch: asyncio.Future[Any] = asyncio.ensure_future(cursor.fetchmany(FETCH_ROWS))
+        try:
+            while True:
+                rows = await fetch
+                if not rows:
+                    break
+                # the next chunk is fetched in aiosqlite's thread while this one is converted
+                fetch = asyncio.ensure_future(cursor.fetchmany(FETCH_ROWS))
+                chunks.append(await run_sync(_sqlite_chunk, rows, targets))
+                del rows
+        finally:
+            if not fetch.done():
+                fetch.cancel()
+            with contextlib.suppress(BaseException):
+                await fetch
+    return await run_sync(_sqlite_table, names, chunks, targets)
 
 
 # --- the public function -------------------------------------------------------------------
@@ -363,4 +438,12 @@ async def read_sql(sql: str, con: object, *, params: Mapping[str, Any] | Sequenc
             raise translated from exc
     if casts:
         table = await run_sync(_apply_dtype, table, casts)
-    return await run_sync(frames.convert_output, table, output)
+    return await run_sync(_output, table, output)
+
+
+def _output(table: Any, output: str) -> Any:
+    """``table`` as the requested frame; pandas converted by one thread (Arrow's pool would
+    take both cores from the event loop)."""
+    if output == "pandas":
+        return table.to_pandas(use_threads=False)
+    return frames.convert_output(table, output)
