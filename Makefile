@@ -1,13 +1,13 @@
 # Two commands on a fresh machine with only Python 3 and make:
 #   make run    create .venv, install aiostore, run examples/quickstart.py on a local directory
 #   make test   create .venv, install the test extras, run every test and the lint/type checks
-#   make bench  every benchmark, one after the other (writers, segmentdb, s3, tables), in .venv-bench
+#   make bench  every benchmark, one after the other (writers, segmentdb, s3, tables, sql), in .venv-bench
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint typecheck pytest bench bench-writers bench-segmentdb bench-s3 bench-tables clean
+.PHONY: run test lint typecheck pytest bench bench-writers bench-segmentdb bench-s3 bench-tables bench-sql clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(PY) -m pytest -q
 
-bench: bench-writers bench-segmentdb bench-s3 bench-tables
+bench: bench-writers bench-segmentdb bench-s3 bench-tables bench-sql
 
 bench-writers:
 	$(PYTHON) benchmarks/bench_writers.py
@@ -44,11 +44,15 @@ bench-s3:
 bench-tables:
 	$(PYTHON) benchmarks/bench_tables.py
 
+bench-sql:
+	$(PYTHON) benchmarks/bench_sql.py
+
 # one benchmark at a time, even under `make -j bench`: they measure the same disk and CPUs
 ifneq ($(filter bench,$(MAKECMDGOALS)),)
 bench-segmentdb: bench-writers
 bench-s3: bench-segmentdb
 bench-tables: bench-s3
+bench-sql: bench-tables
 endif
 
 clean:
