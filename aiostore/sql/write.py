@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._io.offload import run_sync
 from ..errors import InvalidArgumentError
 from ..formats import frames
 from .connect import open_session
@@ -138,7 +140,8 @@ async def write_sql(frame: object, name: str, con: object, *, if_exists: str = "
         raise InvalidArgumentError(f"write_sql needs a DataFrame or Arrow table, not "
                                    f"{type(frame).__name__}")
     frames.require_pyarrow()
-    source = frames.FrameSource(frame, flatten_index=True)
+    # schema inference scans a pandas frame's object columns: not on the loop
+    source = await run_sync(functools.partial(frames.FrameSource, frame, flatten_index=True))
     async with open_session(con) as session:
         dialect = session.dialect
         check_name(name, "table", dialect)
