@@ -59,12 +59,13 @@ def test_storage_error_keeps_errno_and_path() -> None:
 
 
 def test_core_import_is_light() -> None:
-    """``import aiostore`` pulls in neither pandas nor pyarrow (they are the frames extra)."""
+    """``import aiostore`` pulls in neither pandas nor pyarrow (they are the frames extra), nor
+    the sql extra's SQLAlchemy and drivers."""
     import subprocess
     import sys
 
-    code = ("import sys, aiostore; heavy = {'pandas', 'pyarrow', 'polars', 'openpyxl'}; "
-            "print(sorted(heavy & set(sys.modules)))")
+    code = ("import sys, aiostore; heavy = {'pandas', 'pyarrow', 'polars', 'openpyxl', "
+            "'sqlalchemy', 'asyncpg', 'aiosqlite'}; print(sorted(heavy & set(sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[]"
