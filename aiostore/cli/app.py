@@ -9,7 +9,15 @@ import traceback
 import click
 
 from .. import __version__
-from .errors import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, describe, one_line
+from .errors import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    describe,
+    one_line,
+)
 
 __all__ = ["cli", "run"]
 
@@ -55,14 +63,21 @@ def _fail(code: int, message: str) -> int:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
-            result = cli.main(args=argv, prog_name="aiostore", standalone_mode=False)
+            with cli.make_context("aiostore", args) as ctx:
+                result = cli.invoke(ctx)
         finally:
             sys.stdout.flush()
+    except click.exceptions.Exit as exc:  # --help, --version
+        return exc.exit_code
     except click.exceptions.Abort:  # Ctrl-C while click prompts, or an EOF
         return _fail(EXIT_INTERRUPTED, "interrupted")
     except click.UsageError as exc:
+        if exc.ctx is not None and exc.format_message().startswith("Usage:"):
+            sys.stderr.write(exc.ctx.get_help() + "\n")  # a group given no command
+            return EXIT_USAGE
         where = exc.ctx.command_path if exc.ctx is not None else "aiostore"
         return _fail(exc.exit_code, f"{one_line(exc.format_message())} (see '{where} --help')"
                      if exc.exit_code == EXIT_USAGE else one_line(exc.format_message()))
@@ -74,7 +89,7 @@ def run(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-        return 141  # as if killed by SIGPIPE
+        return EXIT_BROKEN_PIPE
     except Exception as exc:
         code, message = describe(exc)
         _fail(code, message)

@@ -12,6 +12,7 @@ code   meaning
 3      the operation failed for a reason outside the command line: the store is
        unreachable, the disk is full, a commit conflict, an I/O error
 130    interrupted (Ctrl-C)
+141    stdout was closed by its reader (``| head``): stopped quietly, as SIGPIPE would
 =====  ===========================================================================
 
 A user mistake never prints a traceback; only an unexpected exception (a bug) does, after
@@ -26,8 +27,8 @@ import re
 
 from .. import errors as E
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_PROBLEM",
-           "EXIT_USAGE", "CliError", "describe", "one_line"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "EXIT_OK",
+           "EXIT_PROBLEM", "EXIT_USAGE", "CliError", "describe", "one_line"]
 
 EXIT_OK = 0
 EXIT_PROBLEM = 1
@@ -35,6 +36,7 @@ EXIT_USAGE = 2
 EXIT_FAILED = 3
 EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 _EXTRAS = {"pyarrow": "frames", "pandas": "frames", "obstore": "s3", "aiobotocore": "s3",
            "botocore": "s3", "tqdm": "cli", "click": "cli"}

@@ -41,6 +41,9 @@ async def _open(url: str, options: dict[str, Any]) -> AsyncIterator[Any]:
             raise
         raise CliError(f"not a table: no Delta table at {url} (no _delta_log/ there)"
                        ) from None
+    except NotADirectoryError:
+        raise CliError(f"not a table: {url} is a file (a table is a directory or a "
+                       "prefix)") from None
     try:
         yield t
     finally:
