@@ -49,13 +49,16 @@ class Bar:
     def __init__(self, label: str, *, total: int | None = None, unit: str = "rows",
                  mode: str | None = None) -> None:
         self._bar: Any = None
+        self._bytes = unit == "B"
         self._lock = threading.Lock()
         if not enabled(mode):
             return
         from tqdm import tqdm
 
-        self._bar = tqdm(total=total, desc=label, unit=unit, unit_scale=unit == "B",
-                         unit_divisor=1024 if unit == "B" else 1000, file=sys.stderr,
+        self._bar = tqdm(total=total, desc=label, unit=unit if unit == "B" else f" {unit}",
+                         unit_scale=unit == "B" or total is None or total >= 10_000,
+                         unit_divisor=1024 if unit == "B" else 1000,
+                         file=sys.stderr,
                          dynamic_ncols=True, leave=True, disable=False, mininterval=0.1)
 
     @property
@@ -77,6 +80,7 @@ class Bar:
         with self._lock:
             if total is not None and bar.total != total:
                 bar.total = total
+                bar.unit_scale = self._bytes or total >= 10_000  # (no "10.0/10.0 rows")
             if done != bar.n:
                 bar.update(done - bar.n)
             if total is not None and done >= total:

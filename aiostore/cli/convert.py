@@ -28,9 +28,10 @@ from ..atomic import write as aio_write
 from ..errors import SerializationError, UnknownFormatError
 from ..formats import default_registry
 from ..storage import Storage, open_storage
-from .common import Target, parse_url, run, s3_options
+from .common import Target, json_option, parse_url, run, s3_options
 from .errors import EXIT_OK, CliError
 from .files import CHUNK, stat
+from .output import Output
 
 __all__ = ["convert"]
 
@@ -153,18 +154,19 @@ def _reader(kind: str, file: io.BufferedReader) -> tuple[Any, int | None]:
 @click.argument("src")
 @click.argument("dst")
 @s3_options
-def convert(src: str, dst: str, storage_options: dict[str, Any]) -> int:
+@json_option
+def convert(src: str, dst: str, storage_options: dict[str, Any], as_json: bool) -> int:
     """Convert a table file to another format, chosen by the suffixes: .parquet, .csv,
     .jsonl/.ndjson, .json, .arrow/.feather, .xlsx (csv -> parquet, parquet -> jsonl, ...).
 
     Local paths or s3:// URLs on either side; streamed in batches (JSON and Excel sources
-    are read whole); the destination is published atomically. A progress bar of rows on
-    stderr.
+    are read whole); the destination is published atomically. Prints one line (rows
+    written); a progress bar of rows on stderr.
     """
-    return run(_convert(parse_url(src), parse_url(dst), storage_options))
+    return run(_convert(parse_url(src), parse_url(dst), storage_options, as_json))
 
 
-async def _convert(src: Target, dst: Target, options: dict[str, Any]) -> int:
+async def _convert(src: Target, dst: Target, options: dict[str, Any], as_json: bool) -> int:
     registry = default_registry()
     src_ext = registry.split_extension(src.text)[1]
     dst_ext = registry.split_extension(dst.text)[1]
@@ -200,7 +202,10 @@ async def _convert(src: Target, dst: Target, options: dict[str, Any]) -> int:
                                   storage_options=options or None if src.remote else None)
             total = data.num_rows
 
+        written = [0]
+
         def progress(done: int, rows: int | None) -> None:
+            written[0] = done
             bar.set_done(done, rows if rows is not None else total)
 
         await aio_write(data, dst.text, progress=progress,
@@ -209,4 +214,9 @@ async def _convert(src: Target, dst: Target, options: dict[str, Any]) -> int:
         bar.close()
         for close in reversed(closers):
             await close()
+    out = Output(as_json)
+    if as_json:
+        out.record({"converted": src.text, "to": dst.text, "rows": written[0]})
+    else:
+        out.line(f"converted {src.text} -> {dst.text} ({written[0]:,} rows)")
     return EXIT_OK
