@@ -47,7 +47,20 @@ async def main(directory: Path) -> None:
               f"{list(back.columns)}")
 
 
+def show(directory: Path) -> None:
+    """What was made, listed by the ``aiostore`` command (the ``cli`` extra), if installed."""
+    import importlib.util
+    import subprocess
+
+    if importlib.util.find_spec("click") is None:
+        return
+    print(f"$ aiostore ls --recursive {directory}")
+    subprocess.run([sys.executable, "-m", "aiostore.cli", "ls", "--recursive", str(directory)],
+                   check=True)
+
+
 if __name__ == "__main__":
     target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("examples/data/quickstart")
     asyncio.run(main(target))
+    show(target)
     print(f"done: see {target}")
