@@ -14,6 +14,7 @@ import pytest
 import aiostore
 from aiostore import errors as E
 from aiostore._io.base import current_fs
+from aiostore._io.faulty import FaultyFileSystem
 from aiostore.cli import inspect_db
 from aiostore.cli.common import parse_duration, parse_location, parse_time, parse_url
 from aiostore.cli.errors import (
@@ -133,3 +134,26 @@ def test_walk_checks_records_larger_than_the_window(tmp_path: Path) -> None:
     assert [(p.location, p.reason) for p in report.problems] == [
         (locs[1], "checksum mismatch")]
     assert report.items == 2
+
+
+def test_the_fault_injecting_file_system_reaches_the_cli(
+        faulty: FaultyFileSystem, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from aiostore.cli import main
+
+    async def make() -> None:
+        async with aiostore.SegmentDB(tmp_path / "db", max_file_size=4096) as db:
+            for i in range(100):
+                await db.add(b"item %d" % i)
+
+    asyncio.run(make())
+    capsys.readouterr()
+    faulty.fail("pread", nth=3, times=1000)  # (the first two read /proc/locks)
+    assert main(["db", "verify", str(tmp_path / "db")]) == EXIT_FAILED
+    out, err = capsys.readouterr()
+    assert out == "" and err.count("\n") == 1
+    assert err.startswith("aiostore: input/output error (injected): ")
+    faulty.fail("pread", nth=1)  # a local source of cp
+    (tmp_path / "src.txt").write_bytes(b"data")
+    assert main(["cp", str(tmp_path / "src.txt"), str(tmp_path / "dst.txt")]) == EXIT_FAILED
+    assert "input/output error (injected)" in capsys.readouterr().err
+    assert not (tmp_path / "dst.txt").exists()  # nothing published
