@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["SqliteCatalog", "encode_batch", "insert_sql", "rows_per_statement", "translate"]
 
 MAX_ROWS_PER_STATEMENT = 100
+SLICE_ROWS = 8_000
 
 
 def translate(exc: BaseException, what: str) -> BaseException:
@@ -81,12 +82,22 @@ def encode_batch(kinds: Sequence[str], columns: Sequence[Any], per_statement: in
 
     n = len(columns[0]) if columns else 0
     width = len(columns)
-    table = np.empty((n, width), dtype=object)
-    for j, (kind, arr) in enumerate(zip(kinds, columns, strict=True)):
-        table[:, j] = _values(kind, arr)
     full = n // per_statement * per_statement
-    return (table[:full].reshape(-1, width * per_statement).tolist(),
-            table[full:].tolist())
+    statements: list[list[Any]] = []
+    # slices of ~8,000 rows: each C call that makes Python objects holds the GIL, and the
+    # event loop waits for it
+    step = max(1, SLICE_ROWS // per_statement) * per_statement
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        table = np.empty((stop - start, width), dtype=object)
+        for j, (kind, arr) in enumerate(zip(kinds, columns, strict=True)):
+            table[:, j] = _values(kind, arr.slice(start, stop - start))
+        whole = min(stop, full) - start
+        if whole > 0:
+            statements += table[:whole].reshape(-1, width * per_statement).tolist()
+        if stop > full:
+            return statements, table[max(whole, 0):].tolist()
+    return statements, []
 
 
 class SqliteCatalog:
