@@ -3,6 +3,7 @@
 * :mod:`.store` — :class:`Store`, the async API (set/get/contains/keys/info/copy/move/delete).
 * :mod:`.sync` — :class:`SyncStore`, the blocking dict-syntax facade (``Store.sync``).
 * :mod:`.keys` — store keys, their objects, and the resolution rule (ambiguity, replaces).
+* :mod:`.listing` — the listings that resolve keys, shared by concurrent resolutions.
 * :mod:`.cache` — the local cache of a remote store (ETag-validated, atomic, LRU-bounded).
 * :mod:`.fetch` — reading one object version into memory with bounded overhead.
 * :mod:`.tee` — a destination that writes the cache entry while the object uploads.

@@ -106,11 +106,6 @@ def marker_key(stem: str) -> str:
     return stem + MARKER_SUFFIX
 
 
-def list_prefix(stem: str) -> str:
-    """The listing prefix that finds every object and the marker of ``stem``."""
-    return stem + "."
-
-
 def matches(listing: list[ObjectInfo], stem: str, registry: Registry
             ) -> tuple[list[Candidate], ObjectInfo | None]:
     """The objects of ``listing`` whose name minus a known extension is ``stem``, and the

@@ -47,12 +47,12 @@ from .keys import (
     KeyInfo,
     StoreKey,
     choose,
-    list_prefix,
     marker_key,
     matches,
     not_found,
     parse_key,
 )
+from .listing import Listings
 from .locks import KeyLocks
 from .tee import CachingDestination
 
@@ -159,6 +159,7 @@ class Store:
             root_id = f"{self.url}|{options.get('endpoint_url') or ''}"
             self._cache = Cache(directory, root_id, ttl=ttl, max_bytes=max_bytes)
         self._writers = KeyLocks()
+        self._listings = Listings(self._storage)
         self._resolved: dict[str, tuple[Candidate, float]] = {}  # stem -> (object, when)
 
     @classmethod
@@ -248,14 +249,22 @@ class Store:
         return options
 
     # --- resolution ------------------------------------------------------------------------
-    async def _listing(self, stem: str) -> tuple[list[Candidate], ObjectInfo | None]:
-        listing = [info async for info in self._storage.list(list_prefix(stem))]
-        return matches(listing, stem, self._registry)
+    async def _listing(self, stem: str, *, confirm_empty: bool = False
+                       ) -> tuple[list[Candidate], ObjectInfo | None]:
+        """The objects and the replace marker of ``stem``. A listing is not a snapshot: one
+        that runs during a format change can miss both the old object (deleted before it was
+        reached) and the new one (published after its name was passed). With
+        ``confirm_empty``, finding nothing is confirmed by a second listing, which starts
+        after that change's publish."""
+        found, marker = matches(await self._listings.of(stem), stem, self._registry)
+        if not found and confirm_empty:
+            found, marker = matches(await self._listings.of(stem), stem, self._registry)
+        return found, marker
 
     async def _resolve(self, key: StoreKey) -> Candidate:
         """The object ``key`` resolves to now (one listing; the marker is read only when two
         objects match)."""
-        found, marker = await self._listing(key.stem)
+        found, marker = await self._listing(key.stem, confirm_empty=True)
         marker_ext: str | None = None
         if marker is not None and not key.ext and len(found) > 1:
             try:
@@ -362,7 +371,7 @@ class Store:
         """Whether ``key`` has a stored object (one or several: an ambiguous key is there).
         One listing. Cancellation: safe."""
         k = parse_key(key, self._registry)
-        found, _ = await self._listing(k.stem)
+        found, _ = await self._listing(k.stem, confirm_empty=True)
         return any(not k.ext or c.ext == k.ext for c in found)
 
     async def info(self, key: str) -> KeyInfo:
@@ -496,7 +505,7 @@ class Store:
         once deletes are sent they complete (shielded)."""
         k = parse_key(key, self._registry)
         async with self._writers.hold(k.stem):
-            found, marker = await self._listing(k.stem)
+            found, marker = await self._listing(k.stem, confirm_empty=not missing_ok)
             doomed = [c for c in found if not k.ext or c.ext == k.ext]
             if not doomed:
                 if missing_ok:
