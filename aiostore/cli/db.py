@@ -16,7 +16,7 @@ from .._io.base import current_fs
 from .._io.offload import run_sync
 from .._progress import Bar
 from ..errors import CorruptionError
-from ..segments import DBEvent, DBStats, ItemLocation, SegmentDB
+from ..segments import DBStats, ItemLocation, SegmentDB
 from ..segments.format import SEGMENT_HEADER_SIZE
 from . import inspect_db
 from .common import json_option, parse_location, run
@@ -40,12 +40,10 @@ async def _layout(path: str, prefix: str) -> inspect_db.Layout:
     return await run_sync(inspect_db.open_layout, fs, path, prefix)
 
 
-def _open(layout: inspect_db.Layout, events: list[DBEvent] | None = None) -> SegmentDB:
-    database = SegmentDB(layout.path, read_only=True, file_prefix=layout.prefix,
-                         file_padding=layout.padding)
-    if events is not None:
-        database.events.on_failure = events.append
-    return database
+def _open(layout: inspect_db.Layout) -> SegmentDB:
+    """The database, read-only: no lock, no write, no truncation."""
+    return SegmentDB(layout.path, read_only=True, file_prefix=layout.prefix,
+                     file_padding=layout.padding)
 
 
 def _loc(loc: ItemLocation) -> str:
@@ -69,11 +67,10 @@ def info(path: str, prefix: str, as_json: bool) -> int:
 async def _info(path: str, prefix: str, out: Output) -> int:
     fs = current_fs()
     layout = await _layout(path, prefix)
-    events: list[DBEvent] = []
     stats: DBStats | None = None
     open_error: str | None = None
     try:
-        async with _open(layout, events) as database:
+        async with _open(layout) as database:
             stats = await database.stats()
     except CorruptionError as exc:
         open_error = str(exc)
