@@ -58,6 +58,33 @@ _LIST_CHUNK = 1000
 _READ_CHUNK = 1 << 20
 
 
+_EXIT_GRACE = 0.01
+_exit_hook: list[bool] = []
+
+
+def _let_native_threads_finish() -> None:
+    """An ``atexit`` hook: release the GIL for ``_EXIT_GRACE`` seconds, a millisecond at a
+    time. pyo3-async-runtimes finishes each obstore future on a tokio thread that still
+    takes the GIL once more after the Python side has its result; if that thread is still
+    waiting for the GIL when the interpreter finalizes, CPython ends the thread inside Rust
+    frames and the process aborts (SIGABRT, no message) — measured in 10-50% of short scripts
+    that used obstore's async API. atexit runs before finalization, so the waiting threads
+    finish here (measured: no abort in 80 runs)."""
+    import time
+
+    deadline = time.monotonic() + _EXIT_GRACE
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
+def _register_exit_hook() -> None:
+    if not _exit_hook:
+        import atexit
+
+        atexit.register(_let_native_threads_finish)
+        _exit_hook.append(True)
+
+
 def _require_asyncio() -> None:
     try:
         asyncio.get_running_loop()
@@ -111,6 +138,7 @@ class ObstoreStorage(S3StorageBase):
 
                 # reading ~/.aws and building the client (TLS roots) block: in the pool
                 store, source = await run_sync(self._build, dict(os.environ))
+                _register_exit_hook()
                 self._check_open()
                 self._store, self.credentials_source = store, source
                 self._opened = True
