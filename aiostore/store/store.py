@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
 from types import TracebackType
@@ -63,6 +64,7 @@ __all__ = ["Store"]
 
 _OUTPUTS = ("pandas", "polars", "arrow")
 _ATTEMPTS = 5  # resolutions of one get when the object changes under it
+_REMEMBERED = 1 << 16  # resolutions a cached store remembers (least recently used forgotten)
 _MISSING: Any = object()
 
 
@@ -160,7 +162,8 @@ class Store:
             self._cache = Cache(directory, root_id, ttl=ttl, max_bytes=max_bytes)
         self._writers = KeyLocks()
         self._listings = Listings(self._storage)
-        self._resolved: dict[str, tuple[Candidate, float]] = {}  # stem -> (object, when)
+        #: with a cache: stem -> (the object it resolved to, when), most recent last
+        self._resolved: OrderedDict[str, tuple[Candidate, float]] = OrderedDict()
 
     @classmethod
     def sync(cls, root: str | os.PathLike[str], **kwargs: Any) -> SyncStore:
@@ -272,19 +275,73 @@ class Store:
             except NotFoundError:  # the replace just finished: look again
                 raise ObjectChanged(marker.key) from None
         found_one = choose(key, found, marker_ext)
-        if self._cache is not None and self._cache.ttl is not None:
-            self._resolved[key.stem] = (found_one, time.monotonic())
+        self._remember(key.stem, found_one)
         return found_one
 
-    def _recent(self, key: StoreKey) -> Candidate | None:
-        """The object ``key`` resolved to less than ``cache_ttl`` ago in this store."""
-        if self._cache is None or self._cache.ttl is None:
-            return None
+    def _remember(self, stem: str, found: Candidate | None) -> None:
+        """Note (or, with None, forget) what ``stem`` resolves to; only with a cache."""
+        if found is None:
+            self._resolved.pop(stem, None)
+        elif self._cache is not None:
+            self._resolved[stem] = (found, time.monotonic())
+            self._resolved.move_to_end(stem)
+            if len(self._resolved) > _REMEMBERED:
+                self._resolved.popitem(last=False)
+
+    def _known(self, key: StoreKey) -> tuple[Candidate | None, str, str, float | None]:
+        """What is known of ``key``'s object without a listing: (the candidate this store
+        resolved it to, or None; its object key; its extension; when it was resolved). A key
+        naming its extension names its object; otherwise the object is the one remembered."""
         entry = self._resolved.get(key.stem)
-        if entry is None or time.monotonic() - entry[1] >= self._cache.ttl:
+        if entry is not None and (not key.ext or entry[0].ext == key.ext):
+            return entry[0], entry[0].info.key, entry[0].ext, entry[1]
+        if key.ext:
+            return None, key.object_key(key.ext), key.ext, None
+        return None, "", "", None
+
+    async def _cached(self, key: StoreKey, output: str | None, model: type | None
+                      ) -> tuple[Any, str, FormatOptions] | None:
+        """A cache hit found without a listing: (data, extension, read options), or None.
+
+        The key's object is known (see :meth:`_known`). Within ``cache_ttl`` of its
+        resolution its entry is served with no request; otherwise one ``head`` of the object
+        validates the entry's ETag. A missing object, or one that changed, is left to the
+        caller: it lists the key's objects again (the format may have changed, or the key
+        become ambiguous) and downloads."""
+        cache = self._cache
+        assert cache is not None
+        remembered, object_key, ext, when = self._known(key)
+        if not object_key:
             return None
-        found = entry[0]
-        return found if not key.ext or found.ext == key.ext else None
+        options = self._read_options(ext, output, model)
+        if remembered is not None and cache.ttl is not None and when is not None \
+                and time.monotonic() - when < cache.ttl:
+            data = await cache.read_fresh(object_key)
+            if data is not None:
+                return data, ext, options
+        try:
+            info = await self._storage.head(object_key)
+        except NotFoundError as exc:
+            if isinstance(exc, BucketNotFoundError):
+                raise
+            self._remember(key.stem, None)
+            return None
+        data = await cache.read(info)
+        if data is None or (remembered is None and key.ext and not await self._sole(key, info)):
+            return None
+        if remembered is not None and remembered.info.etag != info.etag:
+            self._remember(key.stem, Candidate(info, ext))
+        return data, ext, options
+
+    async def _sole(self, key: StoreKey, info: ObjectInfo) -> bool:
+        """Whether ``info`` is what ``key`` (naming its extension) resolves to: checked once
+        per key and store, with a listing (another spelling of the extension would make the
+        key ambiguous); remembered after."""
+        try:
+            found = await self._resolve(key)
+        except (KeyNotFoundError, ObjectChanged):
+            return False
+        return found.info.key == info.key
 
     def _key_info(self, stem: str, found: Candidate) -> KeyInfo:
         info = found.info
@@ -309,7 +366,9 @@ class Store:
         reads (pickle without ``allow_pickle``) — before anything is downloaded.
 
         A remote object is read from the cache when its entry has the ETag the store reports
-        now (the listing that resolves the key reports it; no extra request); otherwise it is
+        now: for a key this store resolved before (or one naming its extension), one ``head``
+        of its object says so; otherwise the listing that resolves the key does. A missing or
+        changed object is resolved again with a listing (its format may have changed) and
         downloaded — once for concurrent gets of one object — and becomes the entry. Decoding
         runs in the worker pool. Cancellation: safe at any point (a download in flight is
         dropped; no partial cache entry is ever published).
@@ -318,14 +377,10 @@ class Store:
             _check_output(output, "output")
         k = parse_key(key, self._registry)
         for _ in range(_ATTEMPTS):
-            recent = self._recent(k)
-            data = None
-            if recent is not None:
-                assert self._cache is not None
-                found = recent
-                options = self._read_options(found.ext, output, model)
-                data = await self._cache.read_fresh(found.info.key)
-            if data is None:
+            hit = await self._cached(k, output, model) if self._cache is not None else None
+            if hit is not None:
+                data, ext, options = hit
+            else:
                 try:
                     found = await self._resolve(k)
                 except KeyNotFoundError:
@@ -334,16 +389,19 @@ class Store:
                     raise
                 except ObjectChanged:
                     continue
-                options = self._read_options(found.ext, output, model)
+                ext = found.ext
+                options = self._read_options(ext, output, model)
                 try:
                     data = await self._load(found.info)
                 except ObjectChanged:
+                    self._remember(k.stem, None)
                     continue
                 except NotFoundError as exc:
                     if isinstance(exc, BucketNotFoundError):
                         raise
+                    self._remember(k.stem, None)
                     continue  # removed between the listing and the read: resolve again
-            return await self._registry.decode(data, found.ext, options=options,
+            return await self._registry.decode(data, ext, options=options,
                                                allow_pickle=self.allow_pickle)
         raise PreconditionFailedError(f"{key!r} kept changing while it was read "
                                       f"({_ATTEMPTS} attempts)")
@@ -471,8 +529,7 @@ class Store:
                 await self._finish_replace(k.stem, others,
                                            marker is not None or bool(others))
             written = Candidate(info, ext)
-            if self._cache is not None and self._cache.ttl is not None:
-                self._resolved[k.stem] = (written, time.monotonic())
+            self._remember(k.stem, written)
             return self._key_info(k.stem, written)
 
     async def _finish_if_published(self, stem: str, object_key: str, previous: str | None,
@@ -512,7 +569,7 @@ class Store:
                     return
                 raise not_found(key)
             left = len(found) - len(doomed)
-            self._resolved.pop(k.stem, None)
+            self._remember(k.stem, None)
             with anyio.CancelScope(shield=True):
                 await self._finish_replace(k.stem, doomed, marker is not None and left <= 1)
 
@@ -555,7 +612,7 @@ class Store:
                 if self._cache is not None:
                     await self._cache.discard(object_key)
                 await self._finish_replace(d.stem, others, marker is not None or bool(others))
-            self._resolved.pop(d.stem, None)
+            self._remember(d.stem, None)
             return self._key_info(d.stem, Candidate(info, source.ext))
 
     async def move(self, src: str, dst: str) -> KeyInfo:
@@ -587,7 +644,7 @@ class Store:
                         await self._storage.delete(source.info.key)
                         if self._cache is not None:
                             await self._cache.discard(source.info.key)
-                    self._resolved.pop(s.stem, None)
+                    self._remember(s.stem, None)
             return info
         raise PreconditionFailedError(f"{src!r} kept changing while it was moved")
 

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 import aiostore
+from aiostore import errors
 from aiostore.store.cache import MAGIC
 from aiostore.store.fetch import range_plan
 
@@ -79,17 +80,44 @@ async def test_another_writers_change_is_seen(s3_root: str, s3_store_options: di
             aiostore.Store(s3_root, storage_options=s3_store_options) as b:
         calls = Calls(a)
         await b.set("conf", {"v": 1})
-        assert await a.get("conf") == {"v": 1}  # downloaded, now an entry
+        assert await a.get("conf") == {"v": 1}  # resolved by a listing, downloaded
         assert calls.take() == {"list": 1, "get": 1, "head": 1}
         assert await a.get("conf") == {"v": 1}
-        assert calls.take() == {"list": 1, "get": 0, "head": 0}  # validated by the listing
+        assert calls.take() == {"list": 0, "get": 0, "head": 1}  # validated by one HEAD
         await b.set("conf", {"v": 2})  # same size, same key: only the ETag differs
         assert await a.get("conf") == {"v": 2}
-        assert calls.take()["get"] == 1
-        await b.set("conf.yaml", {"v": 3})  # another format: the key resolves anew
+        assert calls.take() == {"list": 1, "get": 1, "head": 2}  # changed: listed again
+        await b.set("conf.yaml", {"v": 3})  # another format: the old object is gone
         assert await a.get("conf") == {"v": 3}
+        assert await a.get("conf.yaml") == {"v": 3}
+        calls.take()
+        assert await a.get("conf.yaml") == {"v": 3}  # a key naming its object: one HEAD
+        assert calls.take() == {"list": 0, "get": 0, "head": 1}
         await b.delete("conf")
         with pytest.raises(KeyError):
+            await a.get("conf")
+        with pytest.raises(KeyError):
+            await a.get("conf.yaml")
+
+
+async def test_a_key_that_became_ambiguous(s3_root: str, s3_store_options: dict[str, Any],
+                                           tmp_path: Path) -> None:
+    """A cached store validates a key it resolved before with a HEAD of that object: a second
+    object appearing beside it is reported by every listing-based resolution, and by this
+    store's gets as soon as the object it resolved to changes or goes."""
+    async with aiostore.Store(s3_root, storage_options=s3_store_options,
+                              cache=tmp_path / "cache") as a, \
+            aiostore.Store(s3_root, storage_options=s3_store_options) as b:
+        await b.set("conf", {"v": 1})
+        assert await a.get("conf") == {"v": 1}
+        await b.storage.put("conf.yaml", b"v: 2")  # a foreign tool adds a second object
+        assert await a.get("conf") == {"v": 1}  # still the object it resolved to, validated
+        with pytest.raises(errors.AmbiguousKeyError):
+            await b.get("conf")  # a store without it resolves by listing
+        with pytest.raises(errors.AmbiguousKeyError):
+            await a.info("conf")  # info, contains and keys always list
+        await b.storage.put("conf.json", b'{"v": 3}')  # the resolved object changes
+        with pytest.raises(errors.AmbiguousKeyError):
             await a.get("conf")
 
 
@@ -104,7 +132,7 @@ async def test_a_set_through_the_store_becomes_the_entry(
         calls.take()
         assert await store.get("conf") == {"v": 1}
         pd.testing.assert_frame_equal(await store.get("frame"), frame)
-        assert calls.take() == {"list": 2, "get": 0, "head": 0}
+        assert calls.take() == {"list": 0, "get": 0, "head": 2}
         await store.set("conf", {"v": 2})
         assert await store.get("conf") == {"v": 2}
         assert calls.take()["get"] == 0
