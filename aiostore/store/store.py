@@ -329,7 +329,7 @@ class Store:
         data = await cache.read(info)
         if data is None or (remembered is None and key.ext and not await self._sole(key, info)):
             return None
-        if remembered is not None and remembered.info.etag != info.etag:
+        if remembered is not None:  # validated now (for cache_ttl, and the memo's order)
             self._remember(key.stem, Candidate(info, ext))
         return data, ext, options
 

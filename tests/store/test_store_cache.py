@@ -200,6 +200,18 @@ async def test_cache_ttl_skips_revalidation(s3_root: str, s3_store_options: dict
         assert calls.take() == {"list": 0, "get": 0, "head": 0}
         await anyio.sleep(0.6)
         assert await brief.get("conf") == {"v": 2}  # its ttl ran out: validated again
+        await other.set("conf", {"v": 3})
+        brief_calls = Calls(brief)
+        assert await brief.get("conf") == {"v": 2}  # validated just now: served for 0.5 s
+        assert brief_calls.take() == {"list": 0, "get": 0, "head": 0}
+        await anyio.sleep(0.6)
+        assert await brief.get("conf") == {"v": 3}
+        assert brief_calls.take()["head"] >= 1
+        await anyio.sleep(0.6)
+        assert await brief.get("conf") == {"v": 3}  # validated by a HEAD: fresh again
+        assert brief_calls.take() == {"list": 0, "get": 0, "head": 1}
+        assert await brief.get("conf") == {"v": 3}
+        assert brief_calls.take() == {"list": 0, "get": 0, "head": 0}
 
 
 async def test_max_bytes_evicts_the_least_recently_used(
