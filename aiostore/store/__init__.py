@@ -8,6 +8,7 @@
 * :mod:`.fetch` — reading one object version into memory with bounded overhead.
 * :mod:`.tee` — a destination that writes the cache entry while the object uploads.
 * :mod:`.locks` — per-key locks (one writer per key, one download per object).
+* :mod:`.gather` — concurrent calls whose failures are raised as themselves.
 """
 
 from .keys import KeyInfo as KeyInfo

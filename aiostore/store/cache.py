@@ -42,6 +42,7 @@ import struct
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import anyio
 
@@ -51,6 +52,7 @@ from .._io.publish import TEMP_NAME, TempFile
 from ..errors import NotFoundError, StorageError
 from ..storage.base import ObjectInfo, Storage
 from .fetch import RANGE_SIZE
+from .gather import gather
 from .locks import KeyLocks
 
 __all__ = ["Cache", "EntryWriter", "default_cache_dir"]
@@ -374,9 +376,7 @@ class Cache:
             if info.etag != etag:
                 doomed.append(path)
 
-        async with anyio.create_task_group() as tg:
-            for path, key, etag, atime in entries:
-                tg.start_soon(check, path, key, etag, atime)
+        await gather(*[partial(check, *entry) for entry in entries])
         removed += await run_commit(self._remove_all, doomed)
         removed += await run_commit(self._sweep_temps)
         self._total = None

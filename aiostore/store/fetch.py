@@ -17,10 +17,9 @@ across the change, cannot be told apart.
 
 from __future__ import annotations
 
-import anyio
-
 from ..errors import NotFoundError
 from ..storage.base import ObjectInfo, Storage
+from .gather import gather
 
 __all__ = ["RANGE_CONCURRENCY", "RANGE_SIZE", "ObjectChanged", "fetch", "range_plan"]
 
@@ -91,26 +90,4 @@ async def _ranges(storage: Storage, info: ObjectInfo, buf: bytearray, range_size
             buf[start:stop] = data  # (same length: in place)
             del data
 
-    try:
-        async with anyio.create_task_group() as tg:
-            for _ in range(max(1, concurrency)):
-                tg.start_soon(worker)
-    except BaseException as exc:
-        # one failure cancels the other ranges; surface it without the group wrapper
-        inner = _single(exc)
-        if inner is not None:
-            raise inner from None
-        raise
-
-
-def _single(exc: BaseException) -> BaseException | None:
-    """The one exception inside (nested) exception groups, if there is exactly one that is
-    not a cancellation."""
-    group = getattr(exc, "exceptions", None)
-    if group is None:
-        return None
-    cancelled = anyio.get_cancelled_exc_class()
-    real = [e for e in group if not isinstance(e, cancelled)]
-    if len(real) != 1:
-        return None
-    return _single(real[0]) or real[0]
+    await gather(*[worker for _ in range(max(1, concurrency))])

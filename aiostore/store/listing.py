@@ -13,10 +13,13 @@ A shared listing reads at most :data:`SHARED_LIMIT` objects; the stems it did no
 
 from __future__ import annotations
 
+from functools import partial
+
 import anyio
 
 from ..errors import InvalidKeyError
 from ..storage.base import ObjectInfo, Storage, check_prefix
+from .gather import gather
 
 __all__ = ["SHARED_LIMIT", "Listings"]
 
@@ -137,9 +140,7 @@ class Listings:
             async def own(stem: str) -> None:
                 out[stem] = await self._list(stem + ".")
 
-            async with anyio.create_task_group() as tg:
-                for stem in rest:
-                    tg.start_soon(own, stem)
+            await gather(*[partial(own, stem) for stem in rest])
         return out
 
 

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
+from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ from ..storage import is_remote, open_storage
 from ..storage.base import ObjectInfo, Storage, check_prefix
 from .cache import Cache, default_cache_dir
 from .fetch import ObjectChanged, fetch
+from .gather import gather
 from .keys import (
     MARKER_SUFFIX,
     Candidate,
@@ -547,11 +549,10 @@ class Store:
 
     async def _finish_replace(self, stem: str, others: list[Candidate], marker: bool) -> None:
         """Delete the objects replaced, then the marker (the new object is published)."""
-        async with anyio.create_task_group() as tg:
-            for c in others:
-                tg.start_soon(self._storage.delete, c.info.key)
-                if self._cache is not None:
-                    tg.start_soon(self._cache.discard, c.info.key)
+        calls = [partial(self._storage.delete, c.info.key) for c in others]
+        if self._cache is not None:
+            calls += [partial(self._cache.discard, c.info.key) for c in others]
+        await gather(*calls)
         if marker:
             await self._storage.delete(marker_key(stem))
 
