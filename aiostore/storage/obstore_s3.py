@@ -27,6 +27,7 @@ import asyncio
 import errno
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -58,6 +59,9 @@ _LIST_CHUNK = 1000
 _READ_CHUNK = 1 << 20
 
 
+_STORES: dict[str, Any] = {}
+_STORES_LOCK = threading.Lock()
+_MAX_STORES = 16
 _EXIT_GRACE = 0.01
 _exit_hook: list[bool] = []
 
@@ -196,8 +200,19 @@ class ObstoreStorage(S3StorageBase):
                 def provider() -> S3Credential:
                     return credential
 
-        store = S3Store(self.bucket, config=config, client_options=client, retry_config=retry,
-                        credential_provider=provider)
+        # one client per configuration for the process: building one costs ~5 ms holding the
+        # GIL, and a kept client keeps its connections (writers on URIs open a storage a call)
+        key = repr((self.bucket, sorted(config.items()), sorted(client.items()), retry,
+                    provider is not None and (settings.access_key_id, settings.secret_access_key),
+                    sorted((k, v) for k, v in environ.items() if k.startswith("AWS_"))))
+        with _STORES_LOCK:
+            store = _STORES.pop(key, None)
+            if store is None:
+                store = S3Store(self.bucket, config=config, client_options=client,
+                                retry_config=retry, credential_provider=provider)
+            _STORES[key] = store  # (most recently used last)
+            while len(_STORES) > _MAX_STORES:
+                _STORES.pop(next(iter(_STORES)))
         return store, settings.source
 
     async def aclose(self) -> None:

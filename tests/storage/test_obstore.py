@@ -199,6 +199,19 @@ async def test_unbounded_ranges_and_prefixes(st: ObstoreStorage) -> None:
     assert [i.key async for i in st.list("x/a")] == ["x/a b", "x/a+b"]
 
 
+@pytest.mark.asyncio
+async def test_one_client_per_configuration(s3_bucket: str, s3_options: dict[str, Any]) -> None:
+    # writers on URIs open a storage per call: they reuse the client and its connections
+    async with aiostore.open_storage(f"s3://{s3_bucket}", **s3_options) as a, \
+            aiostore.open_storage(f"s3://{s3_bucket}/other", **s3_options) as b, \
+            aiostore.open_storage(f"s3://{s3_bucket}", **dict(s3_options, retries=2)) as c:
+        assert isinstance(a, ObstoreStorage) and isinstance(b, ObstoreStorage)
+        assert isinstance(c, ObstoreStorage)
+        assert a._store is b._store and c._store is not a._store
+        await b.put("k", b"v")
+        assert await a.get("other/k") == b"v"
+
+
 def test_trio_is_refused_with_a_clear_error(s3_bucket: str, s3_options: dict[str, Any]) -> None:
     import trio
 
