@@ -73,6 +73,7 @@ class NpyHandler(BuiltinHandler):
     priority = 20
     name = "npy"
     requires = ("numpy", "arrays")
+    zero_copy = True  # decodes over the caller's buffer when it is writable
 
     def can_handle(self, obj: object) -> bool:
         """A numpy array."""

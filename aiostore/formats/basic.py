@@ -234,7 +234,7 @@ class YamlHandler(BuiltinHandler):
         """``yaml.safe_load`` (``model=``: built into that class)."""
         yaml = import_optional("yaml", "yaml", "YAML")
         try:
-            value = yaml.safe_load(data)
+            value = yaml.safe_load(bytes(data) if not isinstance(data, bytes) else data)
         except yaml.YAMLError as exc:
             raise SerializationError(f"cannot read the data as yaml: {exc}") from exc
         return build_model(options.model, value) if options.model is not None else value

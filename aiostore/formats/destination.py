@@ -156,8 +156,10 @@ class ObjectDestination(Destination):
             await run_commit(job, abort, abort=abort)
             return await writer.close()
         except PreconditionFailedError as exc:
-            await writer.abort()
+            with anyio.CancelScope(shield=True):
+                await writer.abort()
             raise exists_error(self.name, exc) from exc
         except BaseException:
-            await writer.abort()
+            with anyio.CancelScope(shield=True):  # (a cancellation must not skip the abort)
+                await writer.abort()
             raise

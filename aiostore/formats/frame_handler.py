@@ -18,7 +18,8 @@ __all__ = ["FrameHandler", "FrameJsonHandler"]
 
 class _FrameCodec(BuiltinHandler):
     requires = ("pyarrow", "frames")
-    holds_frames = True  # (``read(..., output=...)`` needs a handler that does)
+    #: frames are read from these files (``output=`` applies): :meth:`Registry.holds_frames`
+    holds_frames = True
 
     def can_handle(self, obj: object) -> bool:
         """A pandas/pyarrow/polars frame."""

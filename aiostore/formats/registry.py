@@ -124,6 +124,11 @@ class Registry:
         cannot hold, :class:`~aiostore.errors.UnknownFormatError` when no handler takes it.
         """
         pool = [h for h in self._handlers if allow_pickle or not _attr(h, "pickle")]
+        if ext and not allow_pickle and any(ext in h.extensions and _attr(h, "pickle")
+                                            for h in self._handlers) \
+                and not any(ext in h.extensions for h in pool):
+            raise UnknownFormatError(f"pickle is off: unpickling data from a shared folder or "
+                                     f"bucket runs code; pass allow_pickle=True to use {ext}")
         if not ext:
             able = [h for h in pool if h.can_handle(obj)]
             if able:
@@ -144,9 +149,6 @@ class Registry:
             able += [h for h in pool if _attr(h, "fallback") and h.can_handle(obj)]
         if able:
             return self._best(able)
-        if ext == ".pkl" or ext == ".pickle":
-            raise UnknownFormatError("pickle is off: unpickling data from a shared folder or "
-                                     "bucket runs code; pass allow_pickle=True to use .pkl")
         kind = type(obj).__name__
         if specific:
             what = _format_name(specific[-1], ext)
@@ -175,6 +177,10 @@ class Registry:
             raise UnknownFormatError(f"reading {ext} is off: unpickling runs code from the data;"
                                      " pass allow_pickle=True if you trust its writer")
         raise UnknownFormatError(f"no handler reads {ext!r} files")
+
+    def holds_frames(self, ext: str) -> bool:
+        """Whether files ending in ``ext`` can be read as a frame (``output=`` applies)."""
+        return any(ext in h.extensions and _attr(h, "holds_frames") for h in self._handlers)
 
     @staticmethod
     def _best(able: list[Handler]) -> Handler:
@@ -205,8 +211,9 @@ class Registry:
                     allow_pickle: bool = False) -> ObjectInfo | None:
         """Pick the handler for ``obj`` under ``ext``, encode off the loop and publish through
         ``dest`` atomically: streamed (bounded memory) when the handler streams this object,
-        else whole. Returns what the destination reports (an object store's
-        :class:`~aiostore.ObjectInfo`; None for a local file).
+        else whole. ``handler`` skips the choice (one :meth:`for_object` returned). Returns
+        what the destination reports (an object store's :class:`~aiostore.ObjectInfo`; None
+        for a local file).
 
         Cancellation: as the destination's (the target keeps its old content unless the
         publish had started; then it completes)."""
@@ -264,6 +271,8 @@ def encode_stream(h: Handler, obj: object, ext: str, sink: Sink, options: Format
 
 def decode_with(h: Handler, data: Buffer, ext: str, options: FormatOptions) -> object:
     """``h``'s decoding of ``data`` (blocking): with ``options`` when the handler takes them."""
+    if isinstance(data, memoryview) and not _attr(h, "zero_copy"):
+        data = data.tobytes()  # (bytes and bytearray are what the libraries take)
     decode = getattr(h, "decode", None)
     if callable(decode) and len(inspect.signature(decode).parameters) >= 3:
         return decode(data, ext, options)

@@ -178,8 +178,21 @@ def test_pickle_is_off_unless_allowed() -> None:
         reg.for_object(Opaque(), ".pkl")
     with pytest.raises(errors.UnknownFormatError, match=r"reading \.pkl is off"):
         reg.for_extension(".pkl")
+    with pytest.raises(errors.UnknownFormatError, match="pickle is off"):
+        reg.for_object({"a": 1}, ".pkl")  # never JSON written into a .pkl file
     assert reg.for_object(Opaque(), allow_pickle=True).extensions[0] == ".pkl"
     assert reg.for_extension(".pkl", allow_pickle=True).extensions[0] == ".pkl"
+
+
+async def test_any_bytes_like_decodes(tmp_path: Path) -> None:
+    reg = default_registry()
+    for obj, ext in [({"a": [1, 2]}, ".yaml"), ({"a": 1}, ".json"), ("t", ".txt"),
+                     ([{"a": 1}], ".jsonl"), (np.arange(3), ".npy")]:
+        data = bytearray(b"".join(bytes(c) for c in await reg.encode(obj, ext)))
+        assert _same(obj, await reg.decode(data, ext)), ext
+        assert _same(obj, await reg.decode(memoryview(bytes(data)), ext)), ext
+    assert reg.holds_frames(".parquet") and reg.holds_frames(".json")
+    assert not reg.holds_frames(".yaml")
 
 
 async def test_pickle_round_trips_when_allowed() -> None:
