@@ -263,8 +263,11 @@ def test_killed_parent_takes_the_server_along() -> None:
 
 
 def test_entry_point_serves_until_interrupted(tmp_path: Path) -> None:
+    # (a shell's background job inherits SIGINT ignored, and Python then keeps ignoring it:
+    # the child gets the default disposition back, as in a terminal)
     proc = subprocess.Popen([sys.executable, "-m", "aiostore.testing.seaweedfs",
-                             str(tmp_path / "data")], stdout=subprocess.PIPE, text=True)
+                             str(tmp_path / "data")], stdout=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert proc.stdout is not None
     with proc:
         lines: list[str] = []
