@@ -253,9 +253,16 @@ class LocalStorage(Storage):
                     full = os.path.join(directory, name)
                     try:
                         with step("stat", full):
-                            st = fs.stat(full)
+                            st = fs.stat(full, follow_symlinks=False)
+                        if stat_mod.S_ISLNK(st.st_mode):
+                            try:  # listed only while it leads to a place inside the root
+                                self._path(key)
+                            except InvalidKeyError:
+                                continue
+                            with step("stat", full):
+                                st = fs.stat(full)
                     except NotFoundError:
-                        continue  # removed meanwhile
+                        continue  # removed meanwhile, or a dangling link
                     if stat_mod.S_ISDIR(st.st_mode):
                         stack.append((full, key))
                     elif stat_mod.S_ISREG(st.st_mode) and key.startswith(prefix):
