@@ -100,11 +100,15 @@ def _require_asyncio() -> None:
 
 def _before(key: str) -> str | None:
     """A ``start-after`` for listing every key that starts with ``key`` (a string just below
-    it), or None."""
+    it), or None. It must be a valid object_store path too: lowering a last ``0`` gives ``/``,
+    an empty path segment, so then the key without its last character (and without a
+    trailing ``/``) is used — lower still, which only lists a few keys more to skip."""
     last = ord(key[-1]) - 1
     if 0xD800 <= last <= 0xDFFF:
         last = 0xD7FF
-    return key[:-1] + chr(last) if last > 0 else (key[:-1] or None)
+    if last > 0 and chr(last) != "/":
+        return key[:-1] + chr(last)
+    return key[:-1].rstrip("/") or None
 
 
 class ObstoreStorage(S3StorageBase):

@@ -145,16 +145,12 @@ class Listings:
 
 
 def _shared_prefix(stems: list[str], directory: str) -> str:
-    """The longest prefix of every stem that is a valid listing prefix, else the directory.
-
-    TODO(storage): the obstore backend's list() fails on a prefix ending in "0" (its
-    start-after is that prefix with "0" lowered to "/", an empty path segment); such a prefix
-    is shortened until it does not."""
+    """The longest prefix of every stem that is a valid listing prefix, else the directory."""
     first, last = min(stems), max(stems)
     n = 0
     while n < min(len(first), len(last)) and first[n] == last[n]:
         n += 1
-    common = first[:n].rstrip("0")
+    common = first[:n]
     base = f"{directory}/" if directory else ""
     if len(common) <= len(base):
         return base

@@ -120,6 +120,12 @@ async def test_list_by_prefix_in_key_order(storage: Storage) -> None:
     assert await _keys(storage, "a") == ["a/1", "a/10", "a/2", "ab"]
     assert await _keys(storage, "a/1") == ["a/1", "a/10"]
     assert await _keys(storage, "zzz") == []
+    for key in ("obj/0", "obj/00", "obj/0.json", "obj/1", "obj/-"):
+        await storage.put(key, b"x")
+    # a prefix ending in "0": its start-after would be "obj//" (an empty path segment)
+    assert await _keys(storage, "obj/0") == ["obj/0", "obj/0.json", "obj/00"]
+    assert await _keys(storage, "obj/") == ["obj/-", "obj/0", "obj/0.json", "obj/00",
+                                            "obj/1"]
     infos = [info async for info in storage.list("b/")]
     assert infos[0].size == 3 and infos[0].etag == (await storage.head("b/2")).etag
 
