@@ -25,6 +25,7 @@ from .._io.offload import Abort, run_commit, run_sync
 from .._io.publish import TempFile
 from ..errors import AlreadyExistsError, PreconditionFailedError
 from ..storage.base import ObjectInfo, Storage
+from ..storage.s3base import concat
 from .batch import publish_whole
 
 __all__ = ["Destination", "LocalDestination", "ObjectDestination", "Produce"]
@@ -115,7 +116,8 @@ class ObjectDestination(Destination):
         """Encode in the worker pool (joining chunks there), then one put."""
         def job() -> Buffer:
             chunks = list(encode())
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            # (one chunk goes as it is; a join copies in pieces so the loop keeps the GIL)
+            return chunks[0] if len(chunks) == 1 else concat(chunks)
 
         data = await run_sync(job)
         try:
