@@ -16,7 +16,6 @@ timestamps, decimals, ...). ``dtype=`` casts columns in both dialects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import re
 from collections.abc import Mapping, Sequence
@@ -290,21 +289,14 @@ async def _read_sqlite(session: Session, query: str, params: Any,
         names = [d[0] for d in cursor.description]
         targets = [declared.get(n) for n in names]
         chunks: list[list[Any]] = []
-        fetch: asyncio.Future[Any] = asyncio.ensure_future(cursor.fetchmany(FETCH_ROWS))
-        try:
-            while True:
-                rows = await fetch
-                if not rows:
-                    break
-                # the next chunk is fetched in aiosqlite's thread while this one is converted
-                fetch = asyncio.ensure_future(cursor.fetchmany(FETCH_ROWS))
-                chunks.append(await run_sync(_sqlite_chunk, rows, targets))
-                del rows
-        finally:
-            if not fetch.done():
-                fetch.cancel()
-            with contextlib.suppress(BaseException):
-                await fetch
+        # fetch, then convert, one after the other: overlapping them gains nothing (both hold
+        # the GIL most of the time) and makes the event loop wait for two threads instead of one
+        while True:
+            rows = await cursor.fetchmany(FETCH_ROWS)
+            if not rows:
+                break
+            chunks.append(await run_sync(_sqlite_chunk, rows, targets))
+            del rows
     return await run_sync(_sqlite_table, names, chunks, targets)
 
 
