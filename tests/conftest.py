@@ -20,6 +20,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
+# No test may reach beyond this machine: without credentials object_store would ask the
+# instance metadata service (169.254.169.254); with this set, aiostore refuses instead.
+os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
+
 from aiostore._io.base import use_fs
 from aiostore._io.faulty import FaultyFileSystem
 

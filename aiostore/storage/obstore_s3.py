@@ -33,6 +33,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..errors import (
+    AccessDeniedError,
     BucketNotFoundError,
     InvalidArgumentError,
     NotFoundError,
@@ -96,6 +97,15 @@ def _require_asyncio() -> None:
         raise InvalidArgumentError(
             "S3 storage runs on asyncio or uvloop only: obstore's awaitables are asyncio "
             "futures (pyo3-async-runtimes); trio is not supported yet") from None
+
+
+#: credential sources object_store uses besides keys and the instance metadata service
+_OTHER_SOURCES = ("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                  "AWS_WEB_IDENTITY_TOKEN_FILE")
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes")
 
 
 def _before(key: str) -> str | None:
@@ -184,6 +194,14 @@ class ObstoreStorage(S3StorageBase):
             "max_retries": opts.retry.attempts - 1, "retry_timeout": timedelta(minutes=3),
             "backoff": {"init_backoff": timedelta(seconds=opts.retry.base),
                         "max_backoff": timedelta(seconds=opts.retry.cap), "base": 2}}
+        if not settings.access_key_id and _truthy(environ.get("AWS_EC2_METADATA_DISABLED")) \
+                and not any(environ.get(k) for k in _OTHER_SOURCES):
+            # object_store's last resort is the instance metadata service; botocore's switch
+            # for it is honoured here, so nothing is asked of 169.254.169.254
+            raise AccessDeniedError(errno.EACCES, "no AWS credentials: none were given, none "
+                                    "are in the AWS_* variables or the ~/.aws files, and the "
+                                    "instance metadata service is disabled "
+                                    "(AWS_EC2_METADATA_DISABLED)", self.url)
         provider = None
         if settings.access_key_id and settings.secret_access_key:
             if settings.session_token or not (environ.get("AWS_SESSION_TOKEN")

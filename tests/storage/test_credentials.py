@@ -4,6 +4,7 @@ each checked against the real server with a private HOME and environment."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,15 @@ def test_profile_files_are_parsed_like_botocore(tmp_path: Path) -> None:
     (tmp_path / "creds").write_text("not an ini file")
     with pytest.raises(errors.InvalidArgumentError, match="cannot read"):
         resolve({}, "dev", env)
+
+
+@pytest.mark.asyncio
+async def test_no_credentials_and_no_metadata_service_is_a_clear_error(
+        home: Path, s3_server: SeaweedFS, s3_bucket: str) -> None:
+    # (the test suite sets AWS_EC2_METADATA_DISABLED: nothing may ask 169.254.169.254)
+    assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
+    storage = aiostore.open_storage(f"s3://{s3_bucket}", endpoint_url=s3_server.endpoint_url,
+                                    region_name=s3_server.region)
+    with pytest.raises(errors.AccessDeniedError, match=r"no AWS credentials.*metadata"):
+        await storage.head("anything")
+    await storage.aclose()
