@@ -180,6 +180,7 @@ class Data:
     small_bucket: str = "bench-small-get"
     small_ready: bool = False  # the small gets' objects are written (setup_small_gets)
     clients: list[Any] = field(default_factory=list)  # s3fs filesystems kept alive until the end
+    obstores: dict[str, Any] = field(default_factory=dict)  # raw obstore: bucket -> S3Store
 
     def small_keys(self) -> list[str]:
         """The keys of the objects the small gets read (written by :func:`setup_small_gets`)."""
@@ -305,16 +306,20 @@ async def s3fs_client(data: Data, bucket: str) -> Client:
 
 async def obstore_client(data: Data, bucket: str) -> Client:
     """``obstore.store.S3Store(bucket, endpoint=..., credentials, region,
-    virtual_hosted_style_request=False, client_options={"allow_http": True})``;
+    virtual_hosted_style_request=False, client_options={"allow_http": True})``, one per bucket
+    for the whole run (as aiostore's obstore backend shares one client per configuration, so
+    that both keep their connections from one run to the next on the same bucket);
     ``obstore.put_async`` (its defaults: multipart above 5 MiB, 5 MiB parts, 12 at a time) and
     ``(await obstore.get_async(...)).bytes_async()`` (one streamed GET)."""
     obstore: Any = importlib.import_module("obstore")
     stores: Any = importlib.import_module("obstore.store")
     server = data.server
-    store = stores.S3Store(bucket, endpoint=server.endpoint_url,
-                           access_key_id=server.access_key, secret_access_key=server.secret_key,
-                           region=server.region, virtual_hosted_style_request=False,
-                           client_options={"allow_http": True})
+    store = data.obstores.get(bucket)
+    if store is None:
+        store = data.obstores[bucket] = stores.S3Store(
+            bucket, endpoint=server.endpoint_url, access_key_id=server.access_key,
+            secret_access_key=server.secret_key, region=server.region,
+            virtual_hosted_style_request=False, client_options={"allow_http": True})
 
     async def put(key: str, payload: bytes) -> None:
         await obstore.put_async(store, key, payload)
@@ -794,7 +799,10 @@ How to read it:
   written once by the setup (every size checked); the large get reads one object written once
   by a single `PutObject` and compares what it got with it (untimed). Every client is created
   before the timed region and closed after it; its connections are opened in the timed region,
-  by its first requests.
+  by its first requests — except that aiostore's obstore backend shares one client per
+  configuration (bucket and options) for the life of the process, and raw obstore likewise
+  keeps one `S3Store` per bucket: in the get scenarios (one bucket for all runs) both keep
+  their connections from one run to the next.
 * aiostore: `aiostore.open_storage("s3://bucket", backend=..., **server.storage_options())`
   opened with `async with`, its defaults otherwise (pool of 64 connections; multipart above
   64 MiB in 16 MiB parts, 8 at a time; whole-object gets in 16 MiB ranges, 8 at a time);
