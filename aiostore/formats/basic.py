@@ -202,10 +202,7 @@ class ModelHandler(BuiltinHandler):
             value = obj.model_dump(mode="json")  # type: ignore[attr-defined]
         return [dumps_json(value, options.writer_kwargs).encode("utf-8")]
 
-    def decode(self, data: bytes, ext: str, options: FormatOptions) -> object:
-        """As :class:`JsonHandler`."""
-        value = _loads_json(data, ext, options.reader_kwargs)
-        return build_model(options.model, value) if options.model is not None else value
+    decode = JsonHandler.decode
 
 
 class YamlHandler(BuiltinHandler):
