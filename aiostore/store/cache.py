@@ -40,7 +40,7 @@ import re
 import stat as stat_mod
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -278,31 +278,39 @@ class Cache:
                 return
         await run_commit(self._evict)
 
-    def _scan(self) -> list[tuple[float, int, str]]:
-        """(atime, size, path) of every file named like an entry of this namespace."""
-        found = []
+    def _shard_dirs(self) -> list[str]:
+        """This namespace's shard directories (blocking; through the I/O core)."""
         try:
-            shards = os.listdir(self.ns_dir)
+            shards = self._fs.listdir(self.ns_dir)
         except FileNotFoundError:
             return []
-        for shard in shards:
-            if not _SHARD.match(shard):
-                continue
-            directory = os.path.join(self.ns_dir, shard)
+        return [os.path.join(self.ns_dir, shard) for shard in shards if _SHARD.match(shard)]
+
+    def _files(self, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str], str,
+                                                                   os.stat_result]]:
+        """(match, path, lstat) of every regular file in this namespace's shard directories
+        whose name matches ``pattern`` (blocking; through the I/O core)."""
+        fs = self._fs
+        for directory in self._shard_dirs():
             try:
-                names = os.listdir(directory)
+                names = fs.listdir(directory)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for name in names:
-                if _ENTRY.match(name):
-                    path = os.path.join(directory, name)
-                    try:
-                        st = os.stat(path, follow_symlinks=False)
-                    except FileNotFoundError:
-                        continue
-                    if stat_mod.S_ISREG(st.st_mode):
-                        found.append((st.st_atime, st.st_size, path))
-        return found
+                m = pattern.match(name)
+                if m is None:
+                    continue
+                path = os.path.join(directory, name)
+                try:
+                    st = fs.stat(path, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat_mod.S_ISREG(st.st_mode):
+                    yield m, path, st
+
+    def _scan(self) -> list[tuple[float, int, str]]:
+        """(atime, size, path) of every file named like an entry of this namespace."""
+        return [(st.st_atime, st.st_size, path) for _, path, st in self._files(_ENTRY)]
 
     def _remove_entry(self, path: str) -> bool:
         """Remove ``path`` if it is provably an entry of this store (blocking)."""
@@ -401,37 +409,18 @@ class Cache:
         """Remove temp files of entries whose writer is dead (or silent for an hour), then
         empty shard directories (blocking)."""
         removed = 0
-        try:
-            shards = os.listdir(self.ns_dir)
-        except FileNotFoundError:
-            return 0
         now = time.time()
-        for shard in shards:
-            if not _SHARD.match(shard):
+        for m, path, st in self._files(_ENTRY_TEMP):
+            if not TEMP_NAME.match(os.path.basename(path)):
                 continue
-            directory = os.path.join(self.ns_dir, shard)
-            try:
-                names = os.listdir(directory)
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for name in names:
-                m = _ENTRY_TEMP.match(name)
-                if m is None or not TEMP_NAME.match(name):
-                    continue
-                path = os.path.join(directory, name)
-                try:
-                    st = os.stat(path, follow_symlinks=False)
-                except FileNotFoundError:
-                    continue
-                if not stat_mod.S_ISREG(st.st_mode):
-                    continue
-                dead = int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2)))
-                if dead or now - st.st_mtime >= _STALE_TEMP_SECONDS:
-                    with contextlib.suppress(FileNotFoundError):
-                        self._fs.unlink(path)
-                        removed += 1
+            dead = int(m.group(2)) != os.getpid() and not _pid_alive(int(m.group(2)))
+            if dead or now - st.st_mtime >= _STALE_TEMP_SECONDS:
+                with contextlib.suppress(FileNotFoundError):
+                    self._fs.unlink(path)
+                    removed += 1
+        for directory in self._shard_dirs():
             with contextlib.suppress(OSError):
-                os.rmdir(directory)  # only if empty
+                self._fs.rmdir(directory)  # only if empty
         return removed
 
 
