@@ -586,15 +586,20 @@ class Store:
         d = parse_key(dst, self._registry)
         for _ in range(_ATTEMPTS):
             try:
-                source = await self._resolve(s)
-                if d.ext and d.ext != source.ext:
-                    raise InvalidArgumentError(
-                        f"copy keeps the format: {source.info.key!r} is {source.ext}, not "
-                        f"{d.ext}; use set({dst!r}, await get({src!r}))")
+                source = await self._same_format_source(s, d, "copy")
                 return await self._copy_to(d, source)
             except ObjectChanged:
                 continue
         raise PreconditionFailedError(f"{src!r} kept changing while it was copied")
+
+    async def _same_format_source(self, s: StoreKey, d: StoreKey, verb: str) -> Candidate:
+        """The object ``s`` resolves to, refused when ``d`` names another format."""
+        source = await self._resolve(s)
+        if d.ext and d.ext != source.ext:
+            raise InvalidArgumentError(
+                f"{verb} keeps the format: {source.info.key!r} is {source.ext}, not {d.ext}; "
+                f"use set(...) with the value from get(...) to change it")
+        return source
 
     async def _copy_to(self, d: StoreKey, source: Candidate) -> KeyInfo:
         object_key = d.object_key(source.ext)
@@ -625,11 +630,7 @@ class Store:
         d = parse_key(dst, self._registry)
         for _ in range(_ATTEMPTS):
             try:
-                source = await self._resolve(s)
-                if d.ext and d.ext != source.ext:
-                    raise InvalidArgumentError(
-                        f"move keeps the format: {source.info.key!r} is {source.ext}, not "
-                        f"{d.ext}")
+                source = await self._same_format_source(s, d, "move")
                 if d.object_key(source.ext) == source.info.key:
                     return self._key_info(d.stem, source)
                 info = await self._copy_to(d, source)
